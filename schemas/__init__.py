@@ -1,0 +1,1 @@
+"""Avro schemas of every source and sink topic; installed as package data."""

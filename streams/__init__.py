@@ -1,0 +1,1 @@
+"""homemixer: reusable streaming parts (codecs, state, parser, sinks) and the Faust app."""

@@ -1,0 +1,42 @@
+"""The Faust application: one per worker process, configured from `Settings`.
+
+Only the App lives here (Faust's layout advice); topics, agents and views are in `topologies/`
+and register themselves on import.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from streams.settings import Settings
+
+settings = Settings.from_env()
+
+
+def faust_config(s: Settings) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "broker": s.broker,
+        "datadir": str(s.data_dir / "faust"),
+        "topic_partitions": s.partitions,
+        "topic_replication_factor": 1,
+        "web_port": s.web_port,
+        "web_bind": s.web_bind,
+        "web_in_thread": False,
+        "consumer_auto_offset_reset": "earliest",
+        "autodiscover": False,
+        # The parser sees multi-megabyte junk on purpose; it must fetch it to dead-letter it.
+        "consumer_max_fetch_size": 8 * 1024 * 1024,
+        "producer_max_request_size": 8 * 1024 * 1024,
+    }
+    if s.fast_rebalance:
+        config.update(
+            broker_rebalance_timeout=3.0,
+            broker_session_timeout=6.0,
+            broker_heartbeat_interval=1.0,
+        )
+    return config
+
+
+app = faust.App(settings.app_id, **faust_config(settings))

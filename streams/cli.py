@@ -1,0 +1,182 @@
+"""The `homemixer` command: `up` (everything on one machine), `worker`, `token`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from streams.settings import DEFAULT_WEB_PORT, Settings
+
+# A cold worker joins the group and creates its topics in about 4 s on the embedded broker.
+READY_TIMEOUT_S = 60.0
+
+
+@click.group()
+def cli() -> None:
+    """homemixer: a real-time Home Mixer pipeline on Faust, RocksDB and Redis.
+
+    Configuration is read from the environment (KAFKA_BROKER, REDIS_URL, HOMEMIXER_DATA_DIR,
+    HOMEMIXER_SECRET, WEB_PORT, SCHEMA_REGISTRY_URL and the HOMEMIXER_* settings); see README.md.
+    """
+
+
+@cli.command()
+@click.option("--loglevel", default="info", show_default=True, help="Faust log level.")
+def worker(loglevel: str) -> None:
+    """Run one worker of the consumer group (start more, anywhere, to scale out).
+
+    Connects to KAFKA_BROKER and REDIS_URL, keeps its RocksDB state under HOMEMIXER_DATA_DIR
+    and serves HTTP on WEB_PORT.
+    """
+    from faust.worker import Worker
+
+    import topologies  # noqa: F401  (registers the agents and views)
+    from streams.app import app, settings
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    Worker(app, loglevel=loglevel).execute_from_commandline()
+
+
+@cli.command()
+@click.argument("user_id", type=click.IntRange(min=1))
+def token(user_id: int) -> None:
+    """Print a bearer token for USER_ID, signed with HOMEMIXER_SECRET."""
+    from streams.auth import mint_token
+
+    click.echo(mint_token(Settings.from_env().secret, user_id))
+
+
+@cli.command()
+@click.option("--broker-port", type=int, help="Port of the embedded broker (default: a free one).")
+@click.option("--redis-port", type=int, help="Port of the embedded Redis (default: a free one).")
+@click.option("--web-port", type=int, help=f"HTTP port (default: WEB_PORT or {DEFAULT_WEB_PORT}).")
+@click.option("--demo", is_flag=True, help="Feed a synthetic workload (follow graph, tweets, ...).")
+@click.option("--demo-rate", default=200.0, show_default=True, help="Demo events per second.")
+@click.option("--demo-users", default=1000, show_default=True, help="Users in the demo graph.")
+def up(
+    broker_port: int | None,
+    redis_port: int | None,
+    web_port: int | None,
+    demo: bool,
+    demo_rate: float,
+    demo_users: int,
+) -> None:
+    """Run the whole system on this machine: broker, Redis, a worker and the web view.
+
+    Starts a Kafka-protocol broker (Tansu, in memory) and a Redis on loopback unless KAFKA_BROKER
+    or REDIS_URL name existing ones. Prints `broker:`, `redis:` and `web:` lines once ready.
+    Ctrl-C stops everything it started.
+    """
+    from streams.embedded import LOOPBACK, ChildServer, start_broker, start_redis
+
+    children: list[ChildServer] = []
+    worker_proc: subprocess.Popen[bytes] | None = None
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    env = dict(os.environ)
+    temp_dir: str | None = None
+    try:
+        if env.get("KAFKA_BROKER"):
+            broker_addr = env["KAFKA_BROKER"].removeprefix("kafka://")
+        else:
+            broker = start_broker(broker_port)
+            children.append(broker)
+            broker_addr = f"{LOOPBACK}:{broker.port}"
+            env["KAFKA_BROKER"] = f"kafka://{broker_addr}"
+            env["HOMEMIXER_FAST_REBALANCE"] = "1"
+        if env.get("REDIS_URL"):
+            redis_url = env["REDIS_URL"]
+        else:
+            redis = start_redis(redis_port)
+            children.append(redis)
+            redis_url = f"redis://{LOOPBACK}:{redis.port}"
+            env["REDIS_URL"] = redis_url + "/0"
+        if "HOMEMIXER_DATA_DIR" not in env:
+            # The embedded broker keeps nothing, so state from an earlier run would not match it.
+            temp_dir = tempfile.mkdtemp(prefix="homemixer-")
+            env["HOMEMIXER_DATA_DIR"] = temp_dir
+        port = web_port or int(env.get("WEB_PORT", DEFAULT_WEB_PORT))
+        env["WEB_PORT"] = str(port)
+        log_path = Path(env["HOMEMIXER_DATA_DIR"]) / "worker.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        worker_proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"],
+            env=env,
+            stdout=open(log_path, "ab"),
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        web_url = f"http://{LOOPBACK}:{port}/"
+        _wait_ready(web_url + "healthz", worker_proc, log_path)
+        click.echo(f"broker: {broker_addr}")
+        click.echo(f"redis: {redis_url}")
+        click.echo(f"web: {web_url}", nl=True)
+        click.echo(f"worker log: {log_path}", err=True)
+        if demo:
+            _start_demo(broker_addr, demo_rate, demo_users)
+        worker_proc.wait()
+        raise click.ClickException(f"the worker exited with code {worker_proc.returncode}; see {log_path}")
+    except KeyboardInterrupt:
+        click.echo("stopping...", err=True)
+    finally:
+        if worker_proc is not None:
+            _stop(worker_proc)
+        for child in reversed(children):
+            child.stop()
+        if temp_dir:
+            shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise click.ClickException(f"the worker exited during start-up; see {log_path}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise click.ClickException(f"the worker was not ready within {READY_TIMEOUT_S:.0f} s; see {log_path}")
+
+
+def _start_demo(broker_addr: str, rate: float, users: int) -> None:
+    from streams.demo import run_demo
+
+    thread = threading.Thread(target=run_demo, args=(broker_addr, rate, users), name="demo", daemon=True)
+    thread.start()
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def main() -> None:
+    cli(prog_name="homemixer")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Every knob of homemixer, read once from the environment.
+
+The names are the contract's (../shared/CONTRACT.md, "Configuration"); defaults are named here so
+that one place says what the system does when nothing is set.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_BROKER = "kafka://127.0.0.1:9092"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_WEB_PORT = 6066
+# Twitter's Home Mixer counts an author with 10k followers as too costly to push to.
+DEFAULT_CELEBRITY_THRESHOLD = 10_000
+# Mastodon caps home feeds at 800 entries; deeper pages come from a rebuild.
+DEFAULT_TIMELINE_MAX = 800
+DEFAULT_ACTIVE_DAYS = 30
+DEFAULT_METRICS_WINDOW_S = 60
+DEFAULT_GRACE_S = 10
+# A tweet is at most 280 characters; 64 KiB leaves room for every optional field and then some.
+DEFAULT_MAX_EVENT_BYTES = 64 * 1024
+# Replays after a crash arrive within minutes; producer retries within hours. A day covers both.
+DEFAULT_DEDUP_RETENTION_S = 24 * 3600
+# An event stamped further ahead than this is a producer clock bug, not the future.
+DEFAULT_MAX_FUTURE_SKEW_S = 3600
+DEFAULT_READ_RATE = 600
+DEFAULT_POST_RATE = 60
+DEFAULT_PARTITIONS = 4
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"{name}={raw!r} is not an integer") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    broker: str = DEFAULT_BROKER
+    redis_url: str = DEFAULT_REDIS_URL
+    data_dir: Path = field(default_factory=lambda: Path("./homemixer-data"))
+    secret: str = "dev-secret-change-me"
+    web_port: int = DEFAULT_WEB_PORT
+    web_bind: str = "127.0.0.1"
+    schema_registry_url: str | None = None
+    celebrity_threshold: int = DEFAULT_CELEBRITY_THRESHOLD
+    timeline_max: int = DEFAULT_TIMELINE_MAX
+    active_days: int = DEFAULT_ACTIVE_DAYS
+    metrics_window_s: int = DEFAULT_METRICS_WINDOW_S
+    grace_s: int = DEFAULT_GRACE_S
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    dedup_retention_s: int = DEFAULT_DEDUP_RETENTION_S
+    max_future_skew_s: int = DEFAULT_MAX_FUTURE_SKEW_S
+    read_rate: int = DEFAULT_READ_RATE
+    post_rate: int = DEFAULT_POST_RATE
+    partitions: int = DEFAULT_PARTITIONS
+    # Short group-join timeouts: the embedded broker answers at once, and Faust's defaults make
+    # the first join take 30 s there (FIELD_NOTES). Production keeps Faust's defaults.
+    fast_rebalance: bool = False
+    app_id: str = "homemixer"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        return cls(
+            broker=env.get("KAFKA_BROKER", DEFAULT_BROKER),
+            redis_url=env.get("REDIS_URL", DEFAULT_REDIS_URL),
+            data_dir=Path(env.get("HOMEMIXER_DATA_DIR", "./homemixer-data")),
+            secret=env.get("HOMEMIXER_SECRET", "dev-secret-change-me"),
+            web_port=_int(env, "WEB_PORT", DEFAULT_WEB_PORT),
+            web_bind=env.get("WEB_BIND", "127.0.0.1"),
+            schema_registry_url=env.get("SCHEMA_REGISTRY_URL") or None,
+            celebrity_threshold=_int(env, "HOMEMIXER_CELEBRITY_THRESHOLD", DEFAULT_CELEBRITY_THRESHOLD),
+            timeline_max=_int(env, "HOMEMIXER_TIMELINE_MAX", DEFAULT_TIMELINE_MAX),
+            active_days=_int(env, "HOMEMIXER_ACTIVE_DAYS", DEFAULT_ACTIVE_DAYS),
+            metrics_window_s=_int(env, "HOMEMIXER_METRICS_WINDOW_S", DEFAULT_METRICS_WINDOW_S),
+            grace_s=_int(env, "HOMEMIXER_GRACE_S", DEFAULT_GRACE_S),
+            max_event_bytes=_int(env, "HOMEMIXER_MAX_EVENT_BYTES", DEFAULT_MAX_EVENT_BYTES),
+            dedup_retention_s=_int(env, "HOMEMIXER_DEDUP_RETENTION_S", DEFAULT_DEDUP_RETENTION_S),
+            max_future_skew_s=_int(env, "HOMEMIXER_MAX_FUTURE_SKEW_S", DEFAULT_MAX_FUTURE_SKEW_S),
+            read_rate=_int(env, "HOMEMIXER_READ_RATE", DEFAULT_READ_RATE),
+            post_rate=_int(env, "HOMEMIXER_POST_RATE", DEFAULT_POST_RATE),
+            partitions=_int(env, "HOMEMIXER_PARTITIONS", DEFAULT_PARTITIONS),
+            fast_rebalance=env.get("HOMEMIXER_FAST_REBALANCE", "") in ("1", "true", "yes"),
+            app_id=env.get("HOMEMIXER_APP_ID", "homemixer"),
+        )
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""Node state: RocksDB partition stores that keep the source offsets they reflect."""

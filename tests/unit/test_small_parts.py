@@ -1,0 +1,73 @@
+import pytest
+
+from streams.auth import mint_token, verify_token
+from streams.codec import EventDecoder
+from streams.demo import Workload
+from streams.metrics import Metrics
+from streams.parser import ParserLimits, SourceEvent, parse
+from streams.snowflake import SnowflakeGenerator, snowflake_at, snowflake_ms
+
+
+def test_snowflake_ids_increase_and_encode_their_time() -> None:
+    gen = SnowflakeGenerator(worker=5)
+    ids = [gen.next_id(1_700_000_000_000) for _ in range(5000)]
+    assert ids == sorted(set(ids)), "strictly increasing, even past 4096 ids in one millisecond"
+    assert snowflake_ms(ids[0]) == 1_700_000_000_000
+    assert (ids[0] >> 12) & 0x3FF == 5
+    assert gen.next_id(1_600_000_000_000) > ids[-1], "a clock stepping back never reuses ids"
+    assert snowflake_at(1288834974657) == 0
+    with pytest.raises(ValueError):
+        SnowflakeGenerator(worker=1024)
+
+
+def test_tokens_verify_only_with_the_same_secret_and_user() -> None:
+    token = mint_token("s3cret", 42)
+    assert verify_token("s3cret", token) == 42
+    assert verify_token("other", token) is None
+    forged = "43" + token[2:]
+    assert verify_token("s3cret", forged) is None
+    assert verify_token("s3cret", "garbage") is None
+
+
+def test_metrics_render_prometheus_text() -> None:
+    m = Metrics()
+    m.describe("x_total", "counter", "An x.")
+    m.inc("x_total", topic="a", outcome="applied")
+    m.inc("x_total", 2, topic="a", outcome="applied")
+    m.set("g", 1.5)
+    text = m.render()
+    assert "# TYPE x_total counter" in text
+    assert 'x_total{outcome="applied",topic="a"} 3' in text
+    assert "g 1.5" in text
+
+
+def test_demo_workload_is_valid_for_the_parser_and_deterministic() -> None:
+    now = 1_700_000_000_000
+    limits = ParserLimits(max_event_bytes=65536, max_future_skew_ms=3_600_000)
+    a, b = Workload(users=50, seed=3), Workload(users=50, seed=3)
+    messages = list(a.follow_graph(now)) + [a.next_message(now + i) for i in range(2000)]
+    assert messages[:10] == list(b.follow_graph(now))[:10]
+    topics = {topic for topic, _, _ in messages}
+    assert topics == {
+        "social_graph_events",
+        "content_events",
+        "engagement_events",
+        "user_activity_events",
+        "real_time_signals",
+    }
+    import orjson
+
+    for topic, key, event in messages:
+        result = parse(
+            topic,
+            key.encode(),
+            orjson.dumps(event),
+            now_ms=now + 5000,
+            limits=limits,
+            decoder=EventDecoder(),
+        )
+        assert isinstance(result, SourceEvent), (topic, event, result)
+    celebrity_followers = sum(
+        1 for t, _, e in messages if t == "social_graph_events" and e["dst_user_id"] == 1
+    )
+    assert celebrity_followers > 25, "user 1 is a celebrity followed by most users"

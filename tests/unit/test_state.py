@@ -1,0 +1,50 @@
+from pathlib import Path
+
+from streams.state.dedup import BUCKET_MS, Deduplicator
+from streams.state.partition_store import PartitionStore
+
+
+def test_commit_is_atomic_with_offsets_and_survives_reopen(tmp_path: Path) -> None:
+    store = PartitionStore(tmp_path / "p0")
+    assert store.applied_offset("t") == -1
+    store.put(b"a", b"1")
+    store.put(b"b", b"2")
+    store.delete(b"b")
+    assert store.get(b"a") == b"1" and store.get(b"b") is None
+    store.commit({"t": 41})
+    store.put(b"c", b"uncommitted")
+    store.close()
+
+    reopened = PartitionStore(tmp_path / "p0")
+    assert reopened.applied_offset("t") == 41
+    assert reopened.get(b"a") == b"1"
+    assert reopened.get(b"c") is None, "a buffered write must not land without its commit"
+
+
+def test_delete_range_drops_committed_and_buffered_keys(tmp_path: Path) -> None:
+    store = PartitionStore(tmp_path / "p0")
+    store.put(b"k1", b"x")
+    store.commit({})
+    store.put(b"k2", b"y")
+    store.put(b"z", b"kept")
+    store.delete_range(b"k", b"l")
+    store.commit({})
+    assert store.get(b"k1") is None and store.get(b"k2") is None
+    assert store.get(b"z") == b"kept"
+
+
+def test_dedup_recognises_replays_and_forgets_after_retention(tmp_path: Path) -> None:
+    store = PartitionStore(tmp_path / "p0")
+    dedup = Deduplicator(store, retention_ms=2 * BUCKET_MS)
+    t0 = 1_700_000_000_000
+    assert dedup.first_time("e1", t0)
+    assert not dedup.first_time("e1", t0), "a duplicate within the batch"
+    store.commit({"t": 0})
+    assert not Deduplicator(store, 2 * BUCKET_MS).first_time("e1", t0), "a replay after commit"
+    assert dedup.first_time("e2", t0)
+
+    dedup.expire(t0 + 10 * BUCKET_MS)
+    store.commit({"t": 1})
+    assert dedup.first_time("e1", t0), "ids older than the retention are forgotten"
+    assert dedup.first_time("e3", t0 + 10 * BUCKET_MS)
+    assert not dedup.first_time("e3", t0 + 10 * BUCKET_MS)

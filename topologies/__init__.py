@@ -1,0 +1,6 @@
+"""The topology of the seed design, one module per processing node, wired on `streams.app.app`.
+
+Importing this package registers every node's agents and views on the app.
+"""
+
+from topologies import parser, web  # noqa: F401  (registration by import)
