@@ -16,8 +16,10 @@ source_topics: dict[str, TopicT] = {name: _raw_topic(name) for name in SOURCE_TO
 sink_topics: dict[str, TopicT] = {name: _raw_topic(name) for name in SINK_TOPICS}
 
 
-@app.task(on_leader=False)
 async def declare_sink_topics() -> None:
     """Create the sink topics at start, so that consumers can subscribe before the first output."""
     for topic in sink_topics.values():
         await topic.maybe_declare()
+
+
+app.task(declare_sink_topics)
