@@ -43,8 +43,11 @@ def worker(loglevel: str) -> None:
 
     import topologies  # noqa: F401  (registers the agents and views)
     from streams.app import app, settings
+    from streams.topic_admin import ensure_topics
+    from topologies.topics import all_topic_names
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_topics(settings.broker.removeprefix("kafka://"), all_topic_names(), settings.partitions)
     Worker(app, loglevel=loglevel).execute_from_commandline()
 
 

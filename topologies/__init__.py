@@ -3,4 +3,4 @@
 Importing this package registers every node's agents and views on the app.
 """
 
-from topologies import parser, web  # noqa: F401  (registration by import)
+from topologies import aggregator, parser, web, window_calculator  # noqa: F401  (registration by import)

@@ -1,6 +1,7 @@
 """Node `parser`: source topics -> valid, de-duplicated events; everything invalid -> dead letters.
 
-Consumes: the five source topics. Emits: `system_events` dead letters. Keeps: per partition, the
+Consumes: the five source topics. Emits: `system_events` dead letters, and each applied event to
+the internal topics of its ROUTES (keyed for the node that reads it). Keeps: per partition, the
 event ids it applied (bounded by event time) and the offset its state reflects.
 """
 
@@ -16,19 +17,16 @@ from faust.types import TP, EventT, StreamT
 from streams.app import app, settings
 from streams.codec import EventDecoder, RegistrySchemas
 from streams.metrics import METRICS
-from streams.node import NodeState
-from streams.parser import ParserLimits, Rejected, parse
+from streams.node import BATCH_MAX, BATCH_WITHIN_S, NodeState
+from streams.parser import ParserLimits, Rejected, SourceEvent, parse
 from streams.sink import SinkBatch
-from streams.state.dedup import Deduplicator
+from streams.state.dedup import Seen
 from streams.system_events import dead_letter
-from topologies.topics import sink_topics, source_topics
+from topologies.topics import ROUTES, sink_topics, source_topics
 
 NODE = "parser"
-# Big enough to amortise the state commit, small enough that a batch is a few ms of work.
-BATCH_MAX = 2000
-BATCH_WITHIN_S = 0.05
 
-state = NodeState(NODE, settings.data_dir)
+state = NodeState(NODE, settings.data_dir, settings.dedup_retention_s * 1000)
 decoder = EventDecoder(
     RegistrySchemas(settings.schema_registry_url) if settings.schema_registry_url else None
 )
@@ -36,16 +34,7 @@ limits = ParserLimits(
     max_event_bytes=settings.max_event_bytes,
     max_future_skew_ms=settings.max_future_skew_s * 1000,
 )
-dedup_retention_ms = settings.dedup_retention_s * 1000
 dead_letters = sink_topics["system_events"]
-dedups: dict[TP, Deduplicator] = {}
-
-
-def deduplicator(tp: TP) -> Deduplicator:
-    dedup = dedups.get(tp)
-    if dedup is None:
-        dedup = dedups[tp] = Deduplicator(state.store(tp), dedup_retention_ms)
-    return dedup
 
 
 def count(topic: str, outcome: str) -> None:
@@ -62,7 +51,6 @@ async def process_batch(events: Sequence[EventT[bytes]]) -> None:
     now_ms = int(time.time() * 1000)
     outputs = SinkBatch()
     last_offsets: dict[TP, int] = {}
-    watermarks: dict[TP, int] = {}
     for event in events:
         message = event.message
         tp, offset = message.tp, message.offset
@@ -70,18 +58,24 @@ async def process_batch(events: Sequence[EventT[bytes]]) -> None:
             continue
         last_offsets[tp] = offset
         result = parse(tp.topic, message.key, message.value, now_ms=now_ms, limits=limits, decoder=decoder)
+        if isinstance(result, SourceEvent):
+            seen = state.dedup(tp).check(result.event_id, result.ts)
+            if seen is Seen.DUPLICATE:
+                count(tp.topic, "duplicate")
+                continue
+            if seen is Seen.TOO_OLD:
+                result = Rejected(
+                    f"ts {result.ts} is older than the duplicate-detection horizon "
+                    f"{state.dedup(tp).horizon_ms} (HOMEMIXER_DEDUP_RETENTION_S behind this partition)"
+                )
         if isinstance(result, Rejected):
             record = dead_letter(tp.topic, tp.partition, offset, result.reason, message.value, now_ms)
             outputs.add(dead_letters, NODE, record)
             count(tp.topic, "dead_letter")
             continue
-        if deduplicator(tp).first_time(result.event_id, result.ts):
-            count(tp.topic, "applied")
-            watermarks[tp] = max(watermarks.get(tp, 0), result.ts)
-        else:
-            count(tp.topic, "duplicate")
-    for tp, watermark in watermarks.items():
-        deduplicator(tp).expire(watermark)
+        count(tp.topic, "applied")
+        for route, key_field in ROUTES.get(tp.topic, ()):
+            outputs.add(route, str(result.fields[key_field]), result.fields)
     await outputs.send_and_wait()
     state.commit(last_offsets)
 

@@ -4,22 +4,43 @@ from __future__ import annotations
 
 from faust.types import TopicT
 
-from streams.app import app
+from streams.app import app, settings
 from streams.schemas import SINK_TOPICS, SOURCE_TOPICS
 
 
-def _raw_topic(name: str) -> TopicT:
-    return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+def _raw_topic(name: str, partitions: int | None = None) -> TopicT:
+    return app.topic(
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=partitions,
+    )
 
 
 source_topics: dict[str, TopicT] = {name: _raw_topic(name) for name in SOURCE_TOPICS}
 sink_topics: dict[str, TopicT] = {name: _raw_topic(name) for name in SINK_TOPICS}
 
 
-async def declare_sink_topics() -> None:
-    """Create the sink topics at start, so that consumers can subscribe before the first output."""
-    for topic in sink_topics.values():
-        await topic.maybe_declare()
+def internal_topic(route: str) -> TopicT:
+    """A topic between nodes, keyed for the node that reads it; values are normalised events."""
+    # The partition count is explicit: nodes that read several routes rely on partition N of
+    # each holding the same keys, and a broker's auto-created default could differ.
+    return _raw_topic(f"{app.conf.id}-{route}", partitions=settings.partitions)
 
 
-app.task(declare_sink_topics)
+# Where the parser sends each applied event so that it reaches the partition that owns its key.
+# Events keep their `event_id`, so a node that receives a re-sent event recognises it.
+ROUTES: dict[str, tuple[tuple[TopicT, str], ...]] = {
+    "engagement_events": (
+        (internal_topic("engagements-by-tweet"), "tweet_id"),
+        (internal_topic("engagements-by-author"), "author_id"),
+        (internal_topic("engagements-by-user"), "user_id"),
+    ),
+}
+
+
+def all_topic_names() -> list[str]:
+    internal = [t.get_topic_name() for routes in ROUTES.values() for t, _ in routes]
+    return [*SOURCE_TOPICS, *SINK_TOPICS, *internal]

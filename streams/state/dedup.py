@@ -3,17 +3,30 @@
 Keys are `dedup:<hour bucket of ts>:<event_id>`, so expiry is one range delete of the buckets
 older than the retention, and lookups need no scan. A replayed duplicate carries the same
 `event_id` and `ts` as the original (CONTRACT.md), so it finds the same bucket.
+
+An event older than the retention (measured from the partition's event-time high-water mark)
+cannot be checked, because the ids of its time are forgotten: `check` says `TOO_OLD` and the
+caller decides (the parser dead-letters it, so that no duplicate can slip through).
 """
 
 from __future__ import annotations
 
+import enum
 import struct
 
 from streams.state.partition_store import PartitionStore
 
 PREFIX = b"dedup:"
+WATERMARK_KEY = b"\x00dedup-watermark"
 BUCKET_MS = 3_600_000
 _BUCKET = struct.Struct(">q")
+_LOWEST = -(2**62)
+
+
+class Seen(enum.Enum):
+    FIRST = "first"
+    DUPLICATE = "duplicate"
+    TOO_OLD = "too_old"
 
 
 def _bucket_key(bucket: int) -> bytes:
@@ -25,19 +38,30 @@ class Deduplicator:
     def __init__(self, store: PartitionStore, retention_ms: int) -> None:
         self._store = store
         self._retention_ms = retention_ms
-        self._expired_below = -(2**62)
+        stored = store.get(WATERMARK_KEY)
+        self._watermark = _LOWEST if stored is None else int(stored)
+        self._expired_below = _LOWEST
 
-    def first_time(self, event_id: str, ts: int) -> bool:
-        """True, and remember it, unless this event id was seen before with this ts."""
+    @property
+    def horizon_ms(self) -> int:
+        """Events older than this cannot be checked for duplicates."""
+        return self._watermark - self._retention_ms
+
+    def check(self, event_id: str, ts: int) -> Seen:
+        """Whether this (event id, ts) is new, and remember it when it is."""
+        if ts < self.horizon_ms:
+            return Seen.TOO_OLD
         key = _bucket_key(ts // BUCKET_MS) + b":" + event_id.encode()
         if self._store.get(key) is not None:
-            return False
+            return Seen.DUPLICATE
         self._store.put(key, b"")
-        return True
+        self._watermark = max(self._watermark, ts)
+        return Seen.FIRST
 
-    def expire(self, watermark_ms: int) -> None:
-        """Forget ids whose bucket ended more than the retention before `watermark_ms`."""
-        below = (watermark_ms - self._retention_ms) // BUCKET_MS
+    def expire(self) -> None:
+        """Forget ids whose hour ended before the horizon; stage the watermark for the commit."""
+        below = self.horizon_ms // BUCKET_MS
         if below > self._expired_below:
-            self._store.delete_range(_bucket_key(-(2**62)), _bucket_key(below))
+            self._store.delete_range(_bucket_key(_LOWEST), _bucket_key(below))
             self._expired_below = below
+        self._store.put(WATERMARK_KEY, str(self._watermark).encode())

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from streams.state.dedup import BUCKET_MS, Deduplicator
+from streams.state.dedup import BUCKET_MS, Deduplicator, Seen
 from streams.state.partition_store import PartitionStore
 
 
@@ -33,18 +33,23 @@ def test_delete_range_drops_committed_and_buffered_keys(tmp_path: Path) -> None:
     assert store.get(b"z") == b"kept"
 
 
-def test_dedup_recognises_replays_and_forgets_after_retention(tmp_path: Path) -> None:
+def test_dedup_recognises_replays_and_refuses_what_it_has_forgotten(tmp_path: Path) -> None:
     store = PartitionStore(tmp_path / "p0")
     dedup = Deduplicator(store, retention_ms=2 * BUCKET_MS)
     t0 = 1_700_000_000_000
-    assert dedup.first_time("e1", t0)
-    assert not dedup.first_time("e1", t0), "a duplicate within the batch"
+    assert dedup.check("e1", t0) is Seen.FIRST
+    assert dedup.check("e1", t0) is Seen.DUPLICATE, "a duplicate within the batch"
+    dedup.expire()
     store.commit({"t": 0})
-    assert not Deduplicator(store, 2 * BUCKET_MS).first_time("e1", t0), "a replay after commit"
-    assert dedup.first_time("e2", t0)
+    again = Deduplicator(store, 2 * BUCKET_MS)
+    assert again.check("e1", t0) is Seen.DUPLICATE, "a replay after commit and reopen"
+    assert again.check("e2", t0 - BUCKET_MS) is Seen.FIRST, "late but within the retention"
 
-    dedup.expire(t0 + 10 * BUCKET_MS)
+    assert again.check("e3", t0 + 10 * BUCKET_MS) is Seen.FIRST
+    again.expire()
     store.commit({"t": 1})
-    assert dedup.first_time("e1", t0), "ids older than the retention are forgotten"
-    assert dedup.first_time("e3", t0 + 10 * BUCKET_MS)
-    assert not dedup.first_time("e3", t0 + 10 * BUCKET_MS)
+    assert again.check("e1", t0) is Seen.TOO_OLD, "older than the horizon: cannot be checked"
+    assert store.get(b"dedup:") is None
+    reopened = Deduplicator(store, 2 * BUCKET_MS)
+    assert reopened.horizon_ms == t0 + 8 * BUCKET_MS, "the watermark survives a restart"
+    assert reopened.check("e3", t0 + 10 * BUCKET_MS) is Seen.DUPLICATE

@@ -1,0 +1,121 @@
+"""Decayed features on `real_time_features` against the contract's formula, computed here from the
+produced events; and exactness when the worker is killed (-9) part-way, more than once."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections import defaultdict
+from typing import Any
+
+import pytest
+
+from tests.harness import Cluster
+
+HALF_LIVES_MS = {"30m": 1_800_000, "24h": 86_400_000, "72h": 259_200_000, "14d": 1_209_600_000}
+TYPES = ("impression", "like", "retweet", "reply", "click", "report")
+T0 = 1_700_000_000_000
+
+
+def engagement_stream(n: int, seed: int) -> list[dict[str, Any]]:
+    """Engagements over a few users, tweets and authors; timestamps mostly rising, some late."""
+    rng = random.Random(seed)
+    events = []
+    ts = T0
+    for i in range(n):
+        ts += rng.randint(0, 120_000)
+        tweet = rng.randint(1, 40)
+        events.append(
+            {
+                "event_id": f"e{seed}-{i}",
+                "ts": ts - (rng.randint(0, 3_600_000) if rng.random() < 0.1 else 0),
+                "type": rng.choice(TYPES),
+                "user_id": rng.randint(1, 25),
+                "tweet_id": 1000 + tweet,
+                "author_id": 1 + tweet % 6,
+            }
+        )
+    return events
+
+
+def reference_features(events: list[dict[str, Any]]) -> dict[str, tuple[int, dict[str, float]]]:
+    """key -> (ts, features): the contract's formula evaluated at each entity's latest event."""
+    by_entity: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for e in events:
+        by_entity[f"tweet:{e['tweet_id']}"].append(e)
+        by_entity[f"author:{e['author_id']}"].append(e)
+        by_entity[f"user:{e['user_id']}"].append(e)
+        by_entity[f"user_author:{e['user_id']}:{e['author_id']}"].append(e)
+    reference = {}
+    for key, items in by_entity.items():
+        at = max(e["ts"] for e in items)
+        features: dict[str, float] = {}
+        for kind in {e["type"] for e in items}:
+            stamps = [e["ts"] for e in items if e["type"] == kind]
+            features[f"{kind}.total"] = float(len(stamps))
+            for name, hl in HALF_LIVES_MS.items():
+                features[f"{kind}.decayed.{name}"] = math.fsum(
+                    math.exp(-(at - t) * math.log(2) / hl) for t in stamps
+                )
+        reference[key] = (at, features)
+    return reference
+
+
+def latest_vectors(values: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    latest: dict[str, dict[str, Any]] = {}
+    for v in values:
+        latest[f"{v['entity_type']}:{v['entity_id']}"] = v
+    return latest
+
+
+def assert_matches(latest: dict[str, dict[str, Any]], reference: dict[str, Any]) -> None:
+    assert set(latest) == set(reference)
+    for key, (at, features) in reference.items():
+        got = latest[key]
+        assert got["ts"] == at, key
+        assert set(got["features"]) == set(features), key
+        for name, value in features.items():
+            assert got["features"][name] == pytest.approx(value, rel=1e-9), (key, name)
+
+
+def produce_engagements(cluster: Cluster, events: list[dict[str, Any]]) -> None:
+    cluster.produce(("engagement_events", str(e["user_id"]), e) for e in events)
+
+
+def read_until_matches(cluster: Cluster, reference: dict[str, Any], timeout: float = 120) -> None:
+    def done(values: list[dict[str, Any]]) -> bool:
+        latest = latest_vectors(values)
+        return all(k in latest and latest[k]["ts"] == at for k, (at, _) in reference.items()) and all(
+            latest[k]["features"].get(f"{t}.total", 0) >= reference[k][1].get(f"{t}.total", 0)
+            for k in reference
+            for t in TYPES
+        )
+
+    values = cluster.read("real_time_features", done, timeout=timeout)
+    assert_matches(latest_vectors(values), reference)
+
+
+def test_decayed_features_follow_the_contract_formula(empty_broker: str, cluster: Cluster) -> None:
+    events = engagement_stream(600, seed=1)
+    replays = events[:50]
+    cluster.start_worker()
+    produce_engagements(cluster, events + replays)
+    read_until_matches(cluster, reference_features(events))
+
+
+@pytest.mark.slow
+def test_features_are_exact_after_repeated_kill_9(empty_broker: str, cluster: Cluster) -> None:
+    events = engagement_stream(12_000, seed=2)
+    worker = cluster.start_worker()
+    produce_engagements(cluster, events[:6000])
+    for round_ in range(2):
+        deadline = time.monotonic() + 60
+        while worker.metric("homemixer_messages_total", topic="engagement_events", outcome="applied") < 500:
+            assert time.monotonic() < deadline, "the worker made no progress"
+            time.sleep(0.05)
+        worker.kill()
+        if round_ == 0:
+            produce_engagements(cluster, events[6000:] + events[:300])
+        worker = cluster.start_worker(name="w1")
+    read_until_matches(cluster, reference_features(events), timeout=180)

@@ -1,0 +1,85 @@
+"""Node `aggregator`: engagements -> decayed counts per entity -> `real_time_features`.
+
+Consumes: the parser's engagement routes, keyed by tweet, author and user. Emits: one feature
+vector per entity the batch updated, stamped with the entity's event-time high-water mark.
+Keeps: per entity, the undecayed totals and the decayed values as of that mark (decayed lazily,
+as Twitter's real-time aggregates are).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, cast
+
+from faust import Stream
+from faust.types import EventT, StreamT
+
+from streams.aggregates import DecayedCounts, apply, decode, encode, feature_vector
+from streams.app import app, settings
+from streams.node import BATCH_MAX, BATCH_WITHIN_S, NodeState, fresh_events
+from streams.sink import SinkBatch
+from topologies.topics import ROUTES, sink_topics
+
+NODE = "aggregator"
+
+Entity = tuple[str, str]
+"""(entity_type, entity_id) as `real_time_features` names them."""
+
+# Which entities an engagement updates, per route: each route's partition owns these keys.
+ENTITIES: dict[str, Callable[[dict[str, Any]], Sequence[Entity]]] = {
+    "engagements-by-tweet": lambda e: (("tweet", str(e["tweet_id"])),),
+    "engagements-by-author": lambda e: (("author", str(e["author_id"])),),
+    "engagements-by-user": lambda e: (
+        ("user", str(e["user_id"])),
+        ("user_author", f"{e['user_id']}:{e['author_id']}"),
+    ),
+}
+
+state = NodeState(NODE, settings.data_dir, settings.dedup_retention_s * 1000)
+features_topic = sink_topics["real_time_features"]
+
+
+def _state_key(entity: Entity) -> bytes:
+    return f"agg:{entity[0]}:{entity[1]}".encode()
+
+
+def aggregate_node(route: str) -> Callable[[StreamT[bytes]], Any]:
+    entities_of = ENTITIES[route]
+
+    async def aggregate(stream: StreamT[bytes]) -> None:
+        async for messages in cast(Stream[bytes], stream).take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+            await process_batch(messages, entities_of)
+
+    return aggregate
+
+
+async def process_batch(
+    messages: Sequence[EventT[bytes]], entities_of: Callable[[dict[str, Any]], Sequence[Entity]]
+) -> None:
+    batch = fresh_events(state, messages)
+    outputs = SinkBatch()
+    for part in batch.partitions.values():
+        touched: dict[Entity, DecayedCounts] = {}
+        for event in part.events:
+            for entity in entities_of(event):
+                counts = touched.get(entity)
+                if counts is None:
+                    stored = part.store.get(_state_key(entity))
+                    counts = None if stored is None else decode(stored)
+                touched[entity] = apply(counts, event["type"], event["ts"])
+        for entity, counts in touched.items():
+            part.store.put(_state_key(entity), encode(counts))
+            vector = {
+                "entity_type": entity[0],
+                "entity_id": entity[1],
+                "ts": counts.last_ts,
+                "features": feature_vector(counts, counts.last_ts),
+            }
+            outputs.add(features_topic, f"{entity[0]}:{entity[1]}", vector)
+    await outputs.send_and_wait()
+    state.commit(batch.last_offsets)
+
+
+for _topic, _ in ROUTES["engagement_events"]:
+    _route = _topic.get_topic_name().removeprefix(f"{app.conf.id}-")
+    app.agent(_topic, name=f"{NODE}.{_route}")(aggregate_node(_route))
