@@ -1,6 +1,6 @@
 """Parser cost per event: the compiled validator against fastavro's generic validation, side by side.
 
-    python -m bench.bench_parser [N]
+python -m bench.bench_parser [N]
 """
 
 from __future__ import annotations
@@ -36,10 +36,14 @@ def main(n: int) -> None:
     baseline = time.perf_counter() - start
 
     print(f"events: {n}")
-    print(f"homemixer parse (decode + validate + rules): {n / ours:,.0f} events/s "
-          f"({ours / n * 1e6:.2f} us/event)")
-    print(f"baseline orjson + fastavro.validate:         {n / baseline:,.0f} events/s "
-          f"({baseline / n * 1e6:.2f} us/event)")
+    print(
+        f"homemixer parse (decode + validate + rules): {n / ours:,.0f} events/s "
+        f"({ours / n * 1e6:.2f} us/event)"
+    )
+    print(
+        f"baseline orjson + fastavro.validate:         {n / baseline:,.0f} events/s "
+        f"({baseline / n * 1e6:.2f} us/event)"
+    )
     print(f"ratio: {baseline / ours:.2f}x")
 
 

@@ -33,6 +33,8 @@ def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int, replica
         for n in names
         if n not in existing
     ]
+    if not missing:
+        return
     for name, future in admin.create_topics(missing, operation_timeout=CREATE_TIMEOUT_S).items():
         try:
             future.result()

@@ -8,7 +8,9 @@ Kafka transactions (which the embedded broker lacks; FIELD_NOTES).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 from rocksdict import Options, Rdict, WriteBatch
 
@@ -48,6 +50,21 @@ class PartitionStore:
         self._ranges_to_delete.append((start, end))
         for key in [k for k in self._dirty if start <= k < end]:
             del self._dirty[key]
+
+    def scan_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Committed and buffered entries whose key starts with `prefix`, in key order."""
+        pending = {k: v for k, v in self._dirty.items() if k.startswith(prefix)}
+        merged: dict[bytes, bytes | None] = {}
+        for key, value in cast(Iterator[tuple[bytes, bytes]], self._db.items(from_key=prefix)):
+            if not key.startswith(prefix):
+                break
+            if not any(start <= key < stop for start, stop in self._ranges_to_delete):
+                merged[key] = value
+        merged.update(pending)
+        for key in sorted(merged):
+            current = merged[key]
+            if current is not None:
+                yield key, current
 
     def applied_offset(self, topic: str) -> int:
         """Offset of the last message of `topic` reflected in this store, or -1 for none."""

@@ -23,9 +23,7 @@ TOPICS = (
 def counted(cluster: Cluster) -> dict[str, float]:
     worker = cluster.workers[0]
     return {
-        outcome: sum(
-            worker.metric("homemixer_messages_total", topic=t, outcome=outcome) for t in TOPICS
-        )
+        outcome: sum(worker.metric("homemixer_messages_total", topic=t, outcome=outcome) for t in TOPICS)
         for outcome in OUTCOMES
     }
 

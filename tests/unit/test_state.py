@@ -53,3 +53,17 @@ def test_dedup_recognises_replays_and_refuses_what_it_has_forgotten(tmp_path: Pa
     reopened = Deduplicator(store, 2 * BUCKET_MS)
     assert reopened.horizon_ms == t0 + 8 * BUCKET_MS, "the watermark survives a restart"
     assert reopened.check("e3", t0 + 10 * BUCKET_MS) is Seen.DUPLICATE
+
+
+def test_scan_prefix_merges_buffered_writes_and_deletes(tmp_path: Path) -> None:
+    store = PartitionStore(tmp_path / "p0")
+    for key in (b"fw:1:10", b"fw:1:11", b"fw:1:12", b"fw:10:1", b"fw:2:1", b"fx"):
+        store.put(key, b"")
+    store.commit({})
+    store.delete(b"fw:1:11")
+    store.put(b"fw:1:13", b"x")
+    assert [k for k, _ in store.scan_prefix(b"fw:1:")] == [b"fw:1:10", b"fw:1:12", b"fw:1:13"]
+    store.commit({})
+    assert [k for k, _ in store.scan_prefix(b"fw:1:")] == [b"fw:1:10", b"fw:1:12", b"fw:1:13"]
+    everything = [k for k, _ in store.scan_prefix(b"fw:")]
+    assert everything == sorted([b"fw:1:10", b"fw:1:12", b"fw:1:13", b"fw:10:1", b"fw:2:1"])

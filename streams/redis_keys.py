@@ -1,0 +1,61 @@
+"""Every Redis key homemixer uses, and nothing else: a search for `hm:` elsewhere finds nothing.
+
+Redis holds what the read path needs, so that any worker can serve any user's timeline without
+asking the worker that owns the user's partition. RocksDB state is the source of truth: after a
+Redis loss each worker writes its partitions' part of this back (`ready` says when), and timelines
+are rebuilt on read.
+
+| key | type | what (written by) |
+| --- | --- | --- |
+| `hm:tl:{user}` | zset, score = member = tweet id | home timeline + sentinel "0" (fanout, reads) |
+| `hm:fo:{user}` | set of user ids | whom the user follows (graph) |
+| `hm:celebs` | set of user ids | authors at or over the celebrity threshold (graph) |
+| `hm:au:{author}` | zset, score = member = tweet id | the author's newest tweets (fanout) |
+| `hm:tw:{tweet}` | hash | a tweet's fields for hydration; gone once deleted (fanout) |
+| `hm:bk:{user}`, `hm:bkby:{user}` | set of user ids | whom the user blocked, who blocked the user (graph) |
+| `hm:mu:{user}` | set of user ids | whom the user muted (graph) |
+| `hm:active` | zset, score = ms | each user's latest activity: any event, or a read (parser, reads) |
+| `hm:ready:{partition}` | string | that partition's part of the above is in Redis (each worker) |
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+PREFIX: Final = "hm:"
+TIMELINE_PREFIX: Final = "hm:tl:"
+CELEBRITIES: Final = "hm:celebs"
+ACTIVE: Final = "hm:active"
+
+
+def timeline_key(user_id: int) -> str:
+    """The sorted set holding `user_id`'s materialised home timeline."""
+    return f"{TIMELINE_PREFIX}{user_id}"
+
+
+def following_key(user_id: int) -> str:
+    return f"hm:fo:{user_id}"
+
+
+def authored_key(author_id: int) -> str:
+    return f"hm:au:{author_id}"
+
+
+def tweet_key(tweet_id: int) -> str:
+    return f"hm:tw:{tweet_id}"
+
+
+def blocks_key(user_id: int) -> str:
+    return f"hm:bk:{user_id}"
+
+
+def blocked_by_key(user_id: int) -> str:
+    return f"hm:bkby:{user_id}"
+
+
+def mutes_key(user_id: int) -> str:
+    return f"hm:mu:{user_id}"
+
+
+def ready_key(partition: int) -> str:
+    return f"hm:ready:{partition}"
