@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import faust
+from redis.asyncio import Redis
 
 from streams.settings import Settings
 
@@ -40,3 +41,14 @@ def faust_config(s: Settings) -> dict[str, Any]:
 
 
 app = faust.App(settings.app_id, **faust_config(settings))
+
+
+def redis_client() -> Redis:
+    """The worker's Redis client (one connection pool, created on first use inside the loop)."""
+    global _redis
+    if _redis is None:
+        _redis = Redis.from_url(settings.redis_url)
+    return _redis
+
+
+_redis: Redis | None = None

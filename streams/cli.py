@@ -108,6 +108,7 @@ def up(
             # The embedded broker keeps nothing, so state from an earlier run would not match it.
             temp_dir = tempfile.mkdtemp(prefix="homemixer-")
             env["HOMEMIXER_DATA_DIR"] = temp_dir
+        env.setdefault("HOMEMIXER_DEV_LOGIN", "1")
         port = web_port or int(env.get("WEB_PORT", DEFAULT_WEB_PORT))
         env["WEB_PORT"] = str(port)
         log_path = Path(env["HOMEMIXER_DATA_DIR"]) / "worker.log"

@@ -108,7 +108,8 @@ def fresh_events(node: NodeState, messages: Sequence[EventT[bytes]]) -> Batch:
         event: dict[str, Any] = orjson.loads(message.value or b"{}")
         # TOO_OLD is applied: the parser already checked this event against its own horizon, and
         # only a re-send after an upstream crash (recent by construction) can be a duplicate here.
-        if node.dedup(tp).check(event["event_id"], event["ts"]) is Seen.DUPLICATE:
+        # Qualified by topic: a copartitioned node gets one graph event by two routes, once each.
+        if node.dedup(tp).check(f"{tp.topic}/{event['event_id']}", event["ts"]) is Seen.DUPLICATE:
             continue
         part = batch.partitions.get(tp)
         if part is None:

@@ -66,6 +66,10 @@ class Settings:
     # the first join take 30 s there (FIELD_NOTES). Production keeps Faust's defaults.
     fast_rebalance: bool = False
     app_id: str = "homemixer"
+    # Each worker that accepts posts needs its own Snowflake worker id (0..1023).
+    snowflake_worker: int = 0
+    # `homemixer up` turns this on: POST /dev/login mints a token for any user, for local use only.
+    dev_login: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -91,6 +95,8 @@ class Settings:
             partitions=_int(env, "HOMEMIXER_PARTITIONS", DEFAULT_PARTITIONS),
             fast_rebalance=env.get("HOMEMIXER_FAST_REBALANCE", "") in ("1", "true", "yes"),
             app_id=env.get("HOMEMIXER_APP_ID", "homemixer"),
+            snowflake_worker=_int(env, "HOMEMIXER_SNOWFLAKE_WORKER", 0),
+            dev_login=env.get("HOMEMIXER_DEV_LOGIN", "") in ("1", "true", "yes"),
         )
 
     def with_(self, **changes: object) -> Settings:

@@ -3,4 +3,11 @@
 Importing this package registers every node's agents and views on the app.
 """
 
-from topologies import aggregator, parser, web, window_calculator  # noqa: F401  (registration by import)
+from topologies import (  # noqa: F401  (registration by import)
+    aggregator,
+    fanout,
+    parser,
+    timeline_view,
+    web,
+    window_calculator,
+)

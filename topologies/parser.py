@@ -1,7 +1,8 @@
 """Node `parser`: source topics -> valid, de-duplicated events; everything invalid -> dead letters.
 
-Consumes: the five source topics. Emits: `system_events` dead letters, and each applied event to
-the internal topics of its ROUTES (keyed for the node that reads it). Keeps: per partition, the
+Consumes: the five source topics. Emits: `system_events` dead letters, each applied event to the
+internal topics of its ROUTES (keyed for the node that reads it), and users' latest activity to
+Redis (`hm:active`, for fanout's active-follower rule). Keeps: per partition, the
 event ids it applied (bounded by event time) and the offset its state reflects.
 """
 
@@ -14,17 +15,25 @@ from typing import cast
 from faust import Stream
 from faust.types import TP, EventT, StreamT
 
-from streams.app import app, settings
+from streams.app import app, redis_client, settings
 from streams.codec import EventDecoder, RegistrySchemas
 from streams.metrics import METRICS
 from streams.node import BATCH_MAX, BATCH_WITHIN_S, NodeState
 from streams.parser import ParserLimits, Rejected, SourceEvent, parse
+from streams.serving_view import ServingWrites
 from streams.sink import SinkBatch
 from streams.state.dedup import Seen
 from streams.system_events import dead_letter
 from topologies.topics import ROUTES, sink_topics, source_topics
 
 NODE = "parser"
+# Whose activity an event is (CONTRACT.md: "Activity is any event by that user").
+ACTOR_FIELD = {
+    "user_activity_events": "user_id",
+    "engagement_events": "user_id",
+    "content_events": "author_id",
+    "social_graph_events": "src_user_id",
+}
 
 state = NodeState(NODE, settings.data_dir, settings.dedup_retention_s * 1000)
 decoder = EventDecoder(
@@ -51,6 +60,7 @@ async def process_batch(events: Sequence[EventT[bytes]]) -> None:
     now_ms = int(time.time() * 1000)
     outputs = SinkBatch()
     last_offsets: dict[TP, int] = {}
+    last_active: dict[int, int] = {}
     for event in events:
         message = event.message
         tp, offset = message.tp, message.offset
@@ -74,8 +84,14 @@ async def process_batch(events: Sequence[EventT[bytes]]) -> None:
             count(tp.topic, "dead_letter")
             continue
         count(tp.topic, "applied")
+        actor = result.fields[ACTOR_FIELD[tp.topic]] if tp.topic in ACTOR_FIELD else None
+        if actor is not None:
+            last_active[actor] = max(last_active.get(actor, 0), result.ts)
         for route, key_field in ROUTES.get(tp.topic, ()):
             outputs.add(route, str(result.fields[key_field]), result.fields)
+    writes = ServingWrites(redis_client(), settings.timeline_max)
+    writes.activity(last_active)
+    await writes.execute()
     await outputs.send_and_wait()
     state.commit(last_offsets)
 

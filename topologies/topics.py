@@ -38,6 +38,11 @@ ROUTES: dict[str, tuple[tuple[TopicT, str], ...]] = {
         (internal_topic("engagements-by-author"), "author_id"),
         (internal_topic("engagements-by-user"), "user_id"),
     ),
+    "content_events": ((internal_topic("content-by-author"), "author_id"),),
+    "social_graph_events": (
+        (internal_topic("graph-by-follower"), "src_user_id"),
+        (internal_topic("graph-by-followee"), "dst_user_id"),
+    ),
 }
 
 

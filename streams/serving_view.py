@@ -1,0 +1,163 @@
+"""What the read path needs, kept in Redis by the nodes that own it, and read back in few round trips.
+
+`ServingWrites` collects one batch's writes into a single pipeline; every write is idempotent
+(set and sorted-set membership, hash fields), so a batch replayed after a crash leaves Redis as
+it was. `ServingReads` answers the read path's questions about one user.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from streams.follower_graph import Relation
+from streams.redis_keys import (
+    ACTIVE,
+    CELEBRITIES,
+    authored_key,
+    blocked_by_key,
+    blocks_key,
+    following_key,
+    mutes_key,
+    ready_key,
+    timeline_key,
+    tweet_key,
+)
+from streams.tweet_store import Tweet
+
+# Extra rows per authored-tweets read: scores are doubles, so a few ids next to `max_id` can share
+# its score and are filtered out here rather than by Redis.
+READ_SLACK = 8
+
+
+class ServingWrites:
+    def __init__(self, redis: Redis, keep_per_author: int) -> None:
+        self._pipe = redis.pipeline(transaction=False)
+        self._keep = keep_per_author
+        self._pending = 0
+
+    def _count(self, n: int = 1) -> None:
+        self._pending += n
+
+    def following(self, user: int, followee: int, present: bool) -> None:
+        key = following_key(user)
+        self._pipe.sadd(key, followee) if present else self._pipe.srem(key, followee)
+        self._count()
+
+    def relation(self, relation: Relation, user: int, other: int, present: bool) -> None:
+        if relation is Relation.BLOCK:
+            pairs = [(blocks_key(user), other), (blocked_by_key(other), user)]
+        else:
+            pairs = [(mutes_key(user), other)]
+        for key, member in pairs:
+            self._pipe.sadd(key, member) if present else self._pipe.srem(key, member)
+        self._count(len(pairs))
+
+    def celebrity(self, user: int, present: bool) -> None:
+        self._pipe.sadd(CELEBRITIES, user) if present else self._pipe.srem(CELEBRITIES, user)
+        self._count()
+
+    def tweet(self, tweet: Tweet) -> None:
+        fields: dict[str | bytes | bytearray | memoryview[int] | int | float, Any] = {
+            k: v for k, v in vars(tweet).items() if v is not None
+        }
+        self._pipe.hset(tweet_key(tweet.tweet_id), mapping=fields)
+        self._pipe.zadd(authored_key(tweet.author_id), {str(tweet.tweet_id): tweet.tweet_id})
+        self._pipe.zremrangebyrank(authored_key(tweet.author_id), 0, -(self._keep + 1))
+        self._count(3)
+
+    def delete_tweet(self, tweet_id: int, author_id: int) -> None:
+        self._pipe.delete(tweet_key(tweet_id))
+        self._pipe.zrem(authored_key(author_id), str(tweet_id))
+        self._count(2)
+
+    def activity(self, last_active: Mapping[int, int]) -> None:
+        if last_active:
+            self._pipe.zadd(ACTIVE, {str(u): ts for u, ts in last_active.items()}, gt=True)
+            self._count()
+
+    def invalidate_timelines(self, users: Iterable[int]) -> None:
+        """Drop materialised timelines so that the next read rebuilds them complete."""
+        keys = [timeline_key(u) for u in users]
+        if keys:
+            self._pipe.delete(*keys)
+            self._count()
+
+    def ready(self, partition: int) -> None:
+        self._pipe.set(ready_key(partition), 1)
+        self._count()
+
+    async def execute(self) -> None:
+        if self._pending:
+            await self._pipe.execute()
+            self._pending = 0
+
+
+@dataclass(frozen=True)
+class UserContext:
+    following: set[int]
+    celebrities: set[int]
+    hidden: set[int]
+    last_active_ms: int | None
+
+
+class ServingReads:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    async def ready(self, partitions: int) -> bool:
+        if partitions == 0:
+            return True
+        present: int = await self._redis.exists(*(ready_key(p) for p in range(partitions)))
+        return present == partitions
+
+    async def user_context(self, user: int) -> UserContext:
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.smembers(following_key(user))
+        pipe.sinter([following_key(user), CELEBRITIES])
+        pipe.sunion([blocks_key(user), blocked_by_key(user), mutes_key(user)])
+        pipe.zscore(ACTIVE, str(user))
+        following, celebrities, hidden, active = await pipe.execute()
+        return UserContext(
+            following={int(x) for x in following},
+            celebrities={int(x) for x in celebrities},
+            hidden={int(x) for x in hidden},
+            last_active_ms=None if active is None else int(active),
+        )
+
+    async def last_active(self, users: Sequence[int]) -> list[int | None]:
+        if not users:
+            return []
+        scores: list[float | None] = await self._redis.zmscore(ACTIVE, [str(u) for u in users])
+        return [None if s is None else int(s) for s in scores]
+
+    async def authored(self, authors: Sequence[int], limit: int, max_id: int | None) -> dict[int, list[int]]:
+        """Each author's newest tweet ids below `max_id`, newest first, at most `limit` each."""
+        pipe = self._redis.pipeline(transaction=False)
+        for author in authors:
+            top = "+inf" if max_id is None else max_id
+            pipe.zrevrangebyscore(authored_key(author), top, "-inf", start=0, num=limit + READ_SLACK)
+        results = await pipe.execute()
+        out: dict[int, list[int]] = {}
+        for author, raw in zip(authors, results, strict=True):
+            ids = sorted((int(x) for x in raw), reverse=True)
+            out[author] = [t for t in ids if max_id is None or t < max_id][:limit]
+        return out
+
+    async def tweets(self, tweet_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """Hydrated tweets by id; a deleted (or unknown) tweet is absent."""
+        ids = list(dict.fromkeys(tweet_ids))
+        pipe = self._redis.pipeline(transaction=False)
+        for tweet_id in ids:
+            pipe.hgetall(tweet_key(tweet_id))
+        found: dict[int, dict[str, Any]] = {}
+        for tweet_id, raw in zip(ids, await pipe.execute(), strict=True):
+            if raw:
+                found[tweet_id] = {k.decode(): v.decode() for k, v in raw.items()}
+        return found
+
+    async def mark_active(self, user: int, now_ms: int) -> None:
+        await self._redis.zadd(ACTIVE, {str(user): now_ms}, gt=True)

@@ -1,0 +1,161 @@
+"""Timelines end to end: events in through Kafka, timelines out through HTTP, against the rules of
+CONTRACT.md ("Timelines", "HTTP"), a Redis loss, and the status codes."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from streams.auth import mint_token
+from streams.snowflake import SnowflakeGenerator
+from tests.harness import Cluster, WorkerProcess
+
+SECRET = "test-secret"
+ids = SnowflakeGenerator(worker=7)
+seq = itertools.count()
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def graph(kind: str, src: int, dst: int) -> tuple[str, str, dict[str, Any]]:
+    event = {
+        "event_id": f"g{next(seq)}",
+        "ts": now_ms(),
+        "type": kind,
+        "src_user_id": src,
+        "dst_user_id": dst,
+    }
+    return "social_graph_events", str(src), event
+
+
+def tweet(
+    author: int, tweet_id: int | None = None, kind: str = "tweet_create"
+) -> tuple[str, str, dict[str, Any]]:
+    event = {
+        "event_id": f"c{next(seq)}",
+        "ts": now_ms(),
+        "type": kind,
+        "tweet_id": tweet_id or ids.next_id(),
+        "author_id": author,
+        "text": f"hello from {author}",
+    }
+    return "content_events", str(author), event
+
+
+def activity(user: int) -> tuple[str, str, dict[str, Any]]:
+    event = {"event_id": f"a{next(seq)}", "ts": now_ms(), "type": "page_view", "user_id": user}
+    return "user_activity_events", str(user), event
+
+
+def get_timeline(worker: WorkerProcess, user: int, **params: Any) -> tuple[int, dict[str, Any]]:
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    status, body = worker.get(
+        f"/timelines/{user}?{query}", {"Authorization": f"Bearer {mint_token(SECRET, user)}"}
+    )
+    return status, json.loads(body)
+
+
+def wait_timeline(
+    worker: WorkerProcess, user: int, ok: Callable[[dict[str, Any]], bool], timeout: float = 30
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        status, body = get_timeline(worker, user, limit=200)
+        if status == 200 and ok(body):
+            return body
+        assert time.monotonic() < deadline, f"timeline of {user} never matched: {status} {body}"
+        time.sleep(0.2)
+
+
+def tweet_ids(body: dict[str, Any]) -> list[int]:
+    return [item["tweet_id"] for item in body["items"]]
+
+
+def test_push_pull_follow_unfollow_block_delete_and_redis_loss(
+    empty_broker: str, cluster: Cluster, redis_url: str
+) -> None:
+    worker = cluster.start_worker(HOMEMIXER_CELEBRITY_THRESHOLD="3")
+    reader, author, celebrity = 1, 2, 3
+    cluster.produce(
+        [activity(reader), graph("follow", reader, author), graph("follow", reader, celebrity)]
+        + [graph("follow", fan, celebrity) for fan in (4, 5)]
+    )
+    first = wait_timeline(worker, reader, lambda b: True)
+    assert first["rebuilt"] is True and first["items"] == []
+
+    pushed = tweet(author)
+    pulled = tweet(celebrity)
+    cluster.produce([pushed, pulled])
+    body = wait_timeline(worker, reader, lambda b: len(b["items"]) == 2)
+    assert tweet_ids(body) == sorted([pushed[2]["tweet_id"], pulled[2]["tweet_id"]], reverse=True)
+    sources = {item["tweet_id"]: item["source"] for item in body["items"]}
+    assert sources == {pushed[2]["tweet_id"]: "push", pulled[2]["tweet_id"]: "pull"}
+    assert body["rebuilt"] is False
+    held = redis.Redis.from_url(redis_url).zrange(f"hm:tl:{reader}", 0, -1)
+    assert str(pulled[2]["tweet_id"]).encode() not in held, "a celebrity's tweet is never pushed"
+
+    # Paging: one item per page, newest first, each once.
+    status, page1 = get_timeline(worker, reader, limit=1)
+    status, page2 = get_timeline(worker, reader, limit=1, max_id=page1["next_max_id"])
+    assert tweet_ids(page1) + tweet_ids(page2) == tweet_ids(body)
+
+    cluster.produce([graph("block", reader, celebrity), graph("unfollow", reader, author)])
+    wait_timeline(worker, reader, lambda b: b["items"] == [])
+
+    cluster.produce([graph("unblock", reader, celebrity), graph("follow", reader, author)])
+    body = wait_timeline(worker, reader, lambda b: len(b["items"]) == 2)
+    cluster.produce([tweet(author, pushed[2]["tweet_id"], kind="tweet_delete")])
+    body = wait_timeline(worker, reader, lambda b: tweet_ids(b) == [pulled[2]["tweet_id"]])
+
+    redis.Redis.from_url(redis_url).flushall()
+    body = wait_timeline(worker, reader, lambda b: True)
+    assert body["rebuilt"] is True
+    assert tweet_ids(body) == [pulled[2]["tweet_id"]]
+    newer = tweet(author)
+    cluster.produce([newer])
+    body = wait_timeline(worker, reader, lambda b: len(b["items"]) == 2)
+    assert tweet_ids(body) == [newer[2]["tweet_id"], pulled[2]["tweet_id"]]
+
+
+def test_status_codes_and_posting(empty_broker: str, cluster: Cluster) -> None:
+    worker = cluster.start_worker(HOMEMIXER_READ_RATE="5")
+    assert worker.get("/timelines/1")[0] == 401
+    assert worker.get("/timelines/1", {"Authorization": "Bearer forged.1.x"})[0] == 401
+    token = mint_token(SECRET, 1)
+    assert worker.get("/timelines/2", {"Authorization": f"Bearer {token}"})[0] == 403
+    assert worker.get("/timelines/1?limit=0", {"Authorization": f"Bearer {token}"})[0] == 400
+    assert worker.get("/timelines/1?limit=201", {"Authorization": f"Bearer {token}"})[0] == 400
+    assert worker.get("/timelines/1?mode=sideways", {"Authorization": f"Bearer {token}"})[0] == 400
+
+    def post(body: bytes, user: int = 9) -> tuple[int, dict[str, Any]]:
+        request = urllib.request.Request(
+            worker.url + "/tweets",
+            data=body,
+            method="POST",
+            headers={"Authorization": f"Bearer {mint_token(SECRET, user)}"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    assert post(b'{"text": ""}')[0] == 400
+    assert post(json.dumps({"text": "x" * 281}).encode())[0] == 400
+    status, created = post(b'{"text": "first post"}')
+    assert status == 201
+    body = wait_timeline(worker, 9, lambda b: tweet_ids(b) == [created["tweet_id"]])
+    assert body["items"][0]["text"] == "first post" and body["items"][0]["author_id"] == 9
+
+    statuses = [get_timeline(worker, 1)[0] for _ in range(6)]
+    assert statuses[-1] == 429
+    status, body = worker.get("/timelines/1", {"Authorization": f"Bearer {token}"})
+    assert status == 429

@@ -1,0 +1,260 @@
+"""Node `fanout`: the follow graph and the tweet store of each user, and hybrid fanout to Redis.
+
+Consumes, copartitioned (partition N of each holds the same users): `graph-by-followee` (a user's
+followers), `graph-by-follower` (a user's follows, blocks and mutes) and `content-by-author` (a
+user's tweets). Emits: home timeline writes and the read path's data in Redis; `threshold_crossing`
+notices to `system_events` when an author's follower count crosses the celebrity threshold.
+Keeps: follow edges and counts, blocks and mutes, and tweets, in RocksDB.
+
+A tweet is pushed to the author's and each active follower's materialised timeline, unless the
+author is a celebrity, whose tweets the read path pulls. An inactive follower's timeline is
+dropped instead, so that it is rebuilt complete when next read. Redis is a view of this state:
+after a Redis loss each worker writes its partitions' part back (`restore_redis_view`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from faust import Stream
+from faust.types import TP, EventT, StreamT
+
+from streams.app import app, redis_client, settings
+from streams.follower_graph import FOLLOWING, Crossing, FollowerGraph, Relation, celebrity_crossing
+from streams.node import BATCH_MAX, BATCH_WITHIN_S, NodeState, fresh_events
+from streams.redis_keys import ready_key
+from streams.serving_view import ServingReads, ServingWrites
+from streams.sink import SinkBatch
+from streams.snowflake import snowflake_ms
+from streams.state.partition_store import PartitionStore
+from streams.timeline_store import TimelineStore
+from streams.tweet_store import Tweet, TweetStore
+from topologies.topics import ROUTES, sink_topics
+
+NODE = "fanout"
+DAY_MS = 86_400_000
+# Follow merges this many of the followee's newest tweets into the follower's timeline (Mastodon).
+FOLLOW_MERGE = 200
+RELATIONS = {"block": Relation.BLOCK, "mute": Relation.MUTE}
+UNDO = {"unblock": Relation.BLOCK, "unmute": Relation.MUTE}
+
+log = logging.getLogger(__name__)
+state = NodeState(NODE, settings.data_dir, settings.dedup_retention_s * 1000, copartitioned=True)
+system_topic = sink_topics["system_events"]
+by_follower, by_followee = (t for t, _ in ROUTES["social_graph_events"])
+(by_author, _) = ROUTES["content_events"][0]
+# Redis repair and batches take turns, so a repair never writes a view older than a batch's.
+view_lock = asyncio.Lock()
+
+
+@dataclass
+class TimelineWork:
+    """Timeline writes of one batch, done after the batch's view writes."""
+
+    deliveries: list[tuple[int, list[int]]] = field(default_factory=list)
+    removals: list[tuple[list[int], list[int]]] = field(default_factory=list)
+    follow_merges: list[tuple[int, int]] = field(default_factory=list)
+    unfollow_removals: list[tuple[int, int]] = field(default_factory=list)
+
+
+def timeline_store() -> TimelineStore:
+    return TimelineStore(redis_client(), settings.timeline_max)
+
+
+async def fanout(stream: StreamT[bytes]) -> None:
+    async for messages in cast(Stream[bytes], stream).take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+        async with view_lock:
+            await process_batch(messages)
+
+
+async def process_batch(messages: Sequence[EventT[bytes]]) -> None:
+    batch = fresh_events(state, messages)
+    writes = ServingWrites(redis_client(), settings.timeline_max)
+    outputs = SinkBatch()
+    work = TimelineWork()
+    for tp, part in batch.partitions.items():
+        graph = FollowerGraph(part.store)
+        tweets = TweetStore(part.store, settings.timeline_max)
+        for event in part.events:
+            if tp.topic == by_followee.get_topic_name():
+                on_followee_side(graph, event, writes, outputs)
+            elif tp.topic == by_follower.get_topic_name():
+                on_follower_side(graph, event, writes, work)
+            else:
+                on_content(graph, tweets, event, writes, work)
+    await writes.execute()
+    await apply_timeline_work(work)
+    await outputs.send_and_wait()
+    state.commit(batch.last_offsets)
+
+
+def on_followee_side(
+    graph: FollowerGraph, event: dict[str, Any], writes: ServingWrites, outputs: SinkBatch
+) -> None:
+    if event["type"] not in ("follow", "unfollow"):
+        return  # blocks and mutes are kept on the follower side, where the read path finds them
+    user, follower = event["dst_user_id"], event["src_user_id"]
+    before = graph.follower_count(user)
+    if not graph.set_follower(user, follower, event["type"] == "follow"):
+        return
+    crossing = celebrity_crossing(before, graph.follower_count(user), settings.celebrity_threshold)
+    if crossing is None:
+        return
+    writes.celebrity(user, crossing is Crossing.UP)
+    if crossing is Crossing.DOWN:
+        # No longer pulled on read: drop the followers' timelines so rebuilds push-merge the author.
+        writes.invalidate_timelines(graph.followers(user))
+    outputs.add(
+        system_topic, NODE, threshold_crossing(user, crossing, graph.follower_count(user), event["ts"])
+    )
+
+
+def on_follower_side(
+    graph: FollowerGraph, event: dict[str, Any], writes: ServingWrites, work: TimelineWork
+) -> None:
+    user, other, kind = event["src_user_id"], event["dst_user_id"], event["type"]
+    if kind in ("follow", "unfollow"):
+        follow = kind == "follow"
+        if graph.set_following(user, other, follow):
+            writes.following(user, other, follow)
+            (work.follow_merges if follow else work.unfollow_removals).append((user, other))
+    elif kind in RELATIONS or kind in UNDO:
+        relation = RELATIONS.get(kind) or UNDO[kind]
+        if graph.set_relation(relation, user, other, kind in RELATIONS):
+            writes.relation(relation, user, other, kind in RELATIONS)
+
+
+def on_content(
+    graph: FollowerGraph, tweets: TweetStore, event: dict[str, Any], writes: ServingWrites, work: TimelineWork
+) -> None:
+    author, kind = event["author_id"], event["type"]
+    if kind in ("tweet_create", "tweet_edit"):
+        tweet = Tweet(
+            tweet_id=event["tweet_id"],
+            author_id=author,
+            ts=event["ts"],
+            text=event.get("text"),
+            reply_to=event.get("reply_to"),
+            quote_of=event.get("quote_of"),
+            retweet_of=event.get("retweet_of"),
+            media_count=event.get("media_count"),
+        )
+        is_new = tweets.get(tweet.tweet_id) is None
+        tweets.put(tweet)
+        writes.tweet(tweet)
+        if kind == "tweet_create" and is_new and graph.follower_count(author) < settings.celebrity_threshold:
+            work.deliveries.append((tweet.tweet_id, [author, *graph.followers(author)]))
+    elif kind == "tweet_delete":
+        deleted = tweets.delete(event["tweet_id"])
+        writes.delete_tweet(event["tweet_id"], author)
+        if deleted is not None and graph.follower_count(author) < settings.celebrity_threshold:
+            work.removals.append(([deleted.tweet_id], [author, *graph.followers(author)]))
+
+
+async def apply_timeline_work(work: TimelineWork) -> None:
+    store = timeline_store()
+    reads = ServingReads(redis_client())
+    if work.deliveries:
+        await push_to_active(store, reads, work.deliveries)
+    for tweet_ids, users in work.removals:
+        await store.remove(tweet_ids, users)
+    if work.follow_merges or work.unfollow_removals:
+        followees = sorted({f for _, f in work.follow_merges + work.unfollow_removals})
+        recent = await reads.authored(followees, settings.timeline_max, None)
+        for user, followee in work.follow_merges:
+            await store.merge(user, recent[followee][:FOLLOW_MERGE], only_existing=True)
+        for user, followee in work.unfollow_removals:
+            await store.remove(recent[followee], [user])
+
+
+async def push_to_active(
+    store: TimelineStore, reads: ServingReads, deliveries: list[tuple[int, list[int]]]
+) -> None:
+    """Push each tweet to its active recipients; drop inactive recipients' timelines (rebuilt on read)."""
+    recipients = sorted({u for _, users in deliveries for u in users})
+    last_active = dict(zip(recipients, await reads.last_active(recipients), strict=True))
+    active_ms = settings.active_days * DAY_MS
+    pushes: list[tuple[int, Sequence[int]]] = []
+    inactive: set[int] = set()
+    for tweet_id, users in deliveries:
+        since = snowflake_ms(tweet_id) - active_ms
+        keep = [u for u in users if (last_active[u] or -1) >= since]
+        inactive.update(u for u in users if (last_active[u] or -1) < since)
+        pushes.append((tweet_id, keep))
+    await store.fanout_many(pushes, only_existing=True)
+    if inactive:
+        writes = ServingWrites(redis_client(), settings.timeline_max)
+        writes.invalidate_timelines(inactive)
+        await writes.execute()
+
+
+def threshold_crossing(user: int, crossing: Crossing, followers: int, ts: int) -> dict[str, Any]:
+    return {
+        "type": "threshold_crossing",
+        "ts": ts,
+        "source": NODE,
+        "reason": f"user {user} now has {followers} followers: "
+        + (
+            "a celebrity, pulled on read"
+            if crossing is Crossing.UP
+            else "no longer a celebrity, pushed again"
+        ),
+        "attributes": {
+            "user_id": str(user),
+            "direction": crossing.value,
+            "followers": str(followers),
+            "threshold": str(settings.celebrity_threshold),
+        },
+    }
+
+
+async def restore_partition(partition: int, store: PartitionStore) -> None:
+    """Write one partition's part of the Redis view from RocksDB, then mark it ready."""
+    graph = FollowerGraph(store)
+    tweets = TweetStore(store, settings.timeline_max)
+    writes = ServingWrites(redis_client(), settings.timeline_max)
+    for user, followee in graph.users_with(FOLLOWING):
+        writes.following(user, followee, True)
+    for relation in Relation:
+        for user, other in graph.users_with(relation.value):
+            writes.relation(relation, user, other, True)
+    for key, raw in store.scan_prefix(b"fc:"):
+        if int(raw) >= settings.celebrity_threshold:
+            writes.celebrity(int(key[3:]), True)
+    for tweet in tweets.all_tweets():
+        writes.tweet(tweet)
+    writes.ready(partition)
+    await writes.execute()
+
+
+async def restore_redis_view() -> None:
+    """Mark this worker's partitions ready in Redis, writing their view back first if Redis lost it."""
+    redis = redis_client()
+    assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic == by_author.get_topic_name()}
+    for partition in sorted(assigned):
+        if await redis.exists(ready_key(partition)):
+            continue
+        async with view_lock:
+            started = time.monotonic()
+            await restore_partition(partition, state.store(TP(by_author.get_topic_name(), partition)))
+            app.log.info(
+                "restored the Redis view of partition %d in %.2f s", partition, time.monotonic() - started
+            )
+
+
+app.agent(
+    app.topic(
+        *(t.get_topic_name() for t in (by_followee, by_follower, by_author)),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    ),
+    name=NODE,
+)(fanout)
+app.timer(1.0)(restore_redis_view)
