@@ -8,20 +8,32 @@ skipped, so each event's effects land exactly once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar, cast
 
 import orjson
 from faust.types import TP, EventT
 
+from streams.state import changelog
 from streams.state.dedup import Deduplicator, Seen
 from streams.state.partition_store import PartitionStore
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Big enough to amortise a state commit, small enough that a batch is a few ms of work.
 BATCH_MAX = 2000
 BATCH_WITHIN_S = 0.05
+
+
+class Changelog(Protocol):
+    async def append(self, partition: int, record: bytes) -> int: ...
+
+    def replay(self, partition: int, after: int) -> AsyncIterator[tuple[int, bytes]]: ...
 
 
 class NodeState:
@@ -32,27 +44,82 @@ class NodeState:
     keeps one store per partition number for all of them, so that, say, an author's followers and
     tweets sit side by side. Such a node must be one agent, so that no batch commits another's
     half-done writes.
+
+    With a changelog, every commit goes to it before it is applied locally, and a store is
+    brought up to date from it when its partition is (re)assigned: state follows a partition to
+    whichever worker owns it, whatever that worker's disk holds.
     """
 
     def __init__(
-        self, name: str, data_dir: Path, dedup_retention_ms: int, copartitioned: bool = False
+        self,
+        name: str,
+        data_dir: Path,
+        dedup_retention_ms: int,
+        copartitioned: bool = False,
+        changelog: Changelog | None = None,
     ) -> None:
         self.name = name
         self._root = data_dir / name
         self._retention_ms = dedup_retention_ms
         self._copartitioned = copartitioned
+        self._changelog = changelog
         self._stores: dict[str, PartitionStore] = {}
         self._dedups: dict[str, Deduplicator] = {}
+        self._caches: dict[str, Any] = {}
+        self._stale: set[str] = set()
 
     def _store_name(self, tp: TP) -> str:
         return f"p{tp.partition}" if self._copartitioned else f"{tp.topic}-{tp.partition}"
+
+    async def open(self, tps: Iterable[TP]) -> None:
+        """Open the stores of these partitions, replaying the changelog records each one lacks."""
+        for tp in tps:
+            name = self._store_name(tp)
+            if name in self._stale:
+                self._close(name)
+            if name in self._stores:
+                continue
+            store = PartitionStore(self._root / name)
+            if self._changelog is not None:
+                replayed = 0
+                async for offset, record in self._changelog.replay(tp.partition, store.changelog_offset()):
+                    store_name, changes = changelog.decode(record)
+                    if store_name == name:
+                        store.apply(changes, offset)
+                        replayed += 1
+                if replayed:
+                    log.info("%s: %s caught up from %d changelog records", self.name, name, replayed)
+            self._stores[name] = store
+
+    def forget(self, tps: Iterable[TP]) -> None:
+        """Mark the stores of revoked partitions stale: another worker may change them before we
+        get them back, so `open` reopens them and catches up from the changelog. (Closing waits
+        for that `open`, which runs in the agent, never under a batch still using the store.)"""
+        self._stale.update(self._store_name(tp) for tp in tps)
+
+    def _close(self, name: str) -> None:
+        self._stale.discard(name)
+        store = self._stores.pop(name, None)
+        if store is not None:
+            store.close()
+        self._dedups.pop(name, None)
+        self._caches.pop(name, None)
 
     def store(self, tp: TP) -> PartitionStore:
         name = self._store_name(tp)
         store = self._stores.get(name)
         if store is None:
+            if self._changelog is not None:
+                raise RuntimeError(f"{self.name}: store {name} used before open()")
             store = self._stores[name] = PartitionStore(self._root / name)
         return store
+
+    def cached(self, tp: TP, load: Callable[[PartitionStore], T]) -> T:
+        """A decoded object derived from a partition's store, dropped with the store on revoke."""
+        name = self._store_name(tp)
+        if name not in self._caches:
+            self._caches[name] = load(self.store(tp))
+        return cast(T, self._caches[name])
 
     def dedup(self, tp: TP) -> Deduplicator:
         name = self._store_name(tp)
@@ -65,20 +132,34 @@ class NodeState:
         """True for a message redelivered after a crash: its effects are already in the store."""
         return offset <= self.store(tp).applied_offset(tp.topic)
 
-    def commit(self, last_offsets: dict[TP, int]) -> None:
-        for tp in last_offsets:
-            self.dedup(tp).expire()
+    async def commit(self, last_offsets: dict[TP, int]) -> None:
+        """Commit each touched store: to the changelog first, then locally, atomically."""
         offsets_by_store: dict[str, dict[str, int]] = {}
+        partition_of: dict[str, int] = {}
         for tp, offset in last_offsets.items():
-            offsets_by_store.setdefault(self._store_name(tp), {})[tp.topic] = offset
-        for name, offsets in offsets_by_store.items():
-            self._stores[name].commit(offsets)
+            self.dedup(tp).expire()
+            name = self._store_name(tp)
+            offsets_by_store.setdefault(name, {})[tp.topic] = offset
+            partition_of[name] = tp.partition
+        pending = {
+            name: self._stores[name].take_changes(offsets) for name, offsets in offsets_by_store.items()
+        }
+        if self._changelog is None:
+            for name, changes in pending.items():
+                self._stores[name].apply(changes)
+            return
+        written = await asyncio.gather(
+            *(
+                self._changelog.append(partition_of[name], changelog.encode(name, changes))
+                for name, changes in pending.items()
+            )
+        )
+        for (name, changes), offset in zip(pending.items(), written, strict=True):
+            self._stores[name].apply(changes, offset)
 
     def close(self) -> None:
-        for store in self._stores.values():
-            store.close()
-        self._stores.clear()
-        self._dedups.clear()
+        for name in list(self._stores):
+            self._close(name)
 
 
 @dataclass

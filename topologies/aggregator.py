@@ -15,10 +15,10 @@ from faust import Stream
 from faust.types import EventT, StreamT
 
 from streams.aggregates import DecayedCounts, apply, decode, encode, feature_vector
-from streams.app import app, settings
-from streams.node import BATCH_MAX, BATCH_WITHIN_S, NodeState, fresh_events
+from streams.app import app
+from streams.node import BATCH_MAX, BATCH_WITHIN_S, fresh_events
 from streams.sink import SinkBatch
-from topologies.topics import ROUTES, sink_topics
+from topologies.topics import ROUTES, node_state, sink_topics
 
 NODE = "aggregator"
 
@@ -35,7 +35,7 @@ ENTITIES: dict[str, Callable[[dict[str, Any]], Sequence[Entity]]] = {
     ),
 }
 
-state = NodeState(NODE, settings.data_dir, settings.dedup_retention_s * 1000)
+state = node_state(NODE)
 features_topic = sink_topics["real_time_features"]
 
 
@@ -56,6 +56,7 @@ def aggregate_node(route: str) -> Callable[[StreamT[bytes]], Any]:
 async def process_batch(
     messages: Sequence[EventT[bytes]], entities_of: Callable[[dict[str, Any]], Sequence[Entity]]
 ) -> None:
+    await state.open({m.message.tp for m in messages})
     batch = fresh_events(state, messages)
     outputs = SinkBatch()
     for part in batch.partitions.values():
@@ -77,7 +78,7 @@ async def process_batch(
             }
             outputs.add(features_topic, f"{entity[0]}:{entity[1]}", vector)
     await outputs.send_and_wait()
-    state.commit(batch.last_offsets)
+    await state.commit(batch.last_offsets)
 
 
 for _topic, _ in ROUTES["engagement_events"]:

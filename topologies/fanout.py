@@ -26,7 +26,7 @@ from faust.types import TP, EventT, StreamT
 
 from streams.app import app, redis_client, settings
 from streams.follower_graph import FOLLOWING, Crossing, FollowerGraph, Relation, celebrity_crossing
-from streams.node import BATCH_MAX, BATCH_WITHIN_S, NodeState, fresh_events
+from streams.node import BATCH_MAX, BATCH_WITHIN_S, fresh_events
 from streams.redis_keys import ready_key
 from streams.serving_view import ServingReads, ServingWrites
 from streams.sink import SinkBatch
@@ -34,7 +34,7 @@ from streams.snowflake import snowflake_ms
 from streams.state.partition_store import PartitionStore
 from streams.timeline_store import TimelineStore
 from streams.tweet_store import Tweet, TweetStore
-from topologies.topics import ROUTES, sink_topics
+from topologies.topics import ROUTES, node_state, sink_topics
 
 NODE = "fanout"
 DAY_MS = 86_400_000
@@ -44,7 +44,7 @@ RELATIONS = {"block": Relation.BLOCK, "mute": Relation.MUTE}
 UNDO = {"unblock": Relation.BLOCK, "unmute": Relation.MUTE}
 
 log = logging.getLogger(__name__)
-state = NodeState(NODE, settings.data_dir, settings.dedup_retention_s * 1000, copartitioned=True)
+state = node_state(NODE, copartitioned=True)
 system_topic = sink_topics["system_events"]
 by_follower, by_followee = (t for t, _ in ROUTES["social_graph_events"])
 (by_author, _) = ROUTES["content_events"][0]
@@ -73,6 +73,7 @@ async def fanout(stream: StreamT[bytes]) -> None:
 
 
 async def process_batch(messages: Sequence[EventT[bytes]]) -> None:
+    await state.open({m.message.tp for m in messages})
     batch = fresh_events(state, messages)
     writes = ServingWrites(redis_client(), settings.timeline_max)
     outputs = SinkBatch()
@@ -90,7 +91,7 @@ async def process_batch(messages: Sequence[EventT[bytes]]) -> None:
     await writes.execute()
     await apply_timeline_work(work)
     await outputs.send_and_wait()
-    state.commit(batch.last_offsets)
+    await state.commit(batch.last_offsets)
 
 
 def on_followee_side(
@@ -241,7 +242,9 @@ async def restore_redis_view() -> None:
             continue
         async with view_lock:
             started = time.monotonic()
-            await restore_partition(partition, state.store(TP(by_author.get_topic_name(), partition)))
+            tp = TP(by_author.get_topic_name(), partition)
+            await state.open([tp])
+            await restore_partition(partition, state.store(tp))
             app.log.info(
                 "restored the Redis view of partition %d in %.2f s", partition, time.monotonic() - started
             )

@@ -18,13 +18,13 @@ from faust.types import TP, EventT, StreamT
 from streams.app import app, redis_client, settings
 from streams.codec import EventDecoder, RegistrySchemas
 from streams.metrics import METRICS
-from streams.node import BATCH_MAX, BATCH_WITHIN_S, NodeState
+from streams.node import BATCH_MAX, BATCH_WITHIN_S
 from streams.parser import ParserLimits, Rejected, SourceEvent, parse
 from streams.serving_view import ServingWrites
 from streams.sink import SinkBatch
 from streams.state.dedup import Seen
 from streams.system_events import dead_letter
-from topologies.topics import ROUTES, sink_topics, source_topics
+from topologies.topics import ROUTES, node_state, sink_topics, source_topics
 
 NODE = "parser"
 # Whose activity an event is (CONTRACT.md: "Activity is any event by that user").
@@ -35,7 +35,7 @@ ACTOR_FIELD = {
     "social_graph_events": "src_user_id",
 }
 
-state = NodeState(NODE, settings.data_dir, settings.dedup_retention_s * 1000)
+state = node_state(NODE)
 decoder = EventDecoder(
     RegistrySchemas(settings.schema_registry_url) if settings.schema_registry_url else None
 )
@@ -57,6 +57,7 @@ async def parse_events(stream: StreamT[bytes]) -> None:
 
 
 async def process_batch(events: Sequence[EventT[bytes]]) -> None:
+    await state.open({e.message.tp for e in events})
     now_ms = int(time.time() * 1000)
     outputs = SinkBatch()
     last_offsets: dict[TP, int] = {}
@@ -93,7 +94,7 @@ async def process_batch(events: Sequence[EventT[bytes]]) -> None:
     writes.activity(last_active)
     await writes.execute()
     await outputs.send_and_wait()
-    state.commit(last_offsets)
+    await state.commit(last_offsets)
 
 
 for _topic in source_topics.values():

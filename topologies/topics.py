@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from faust.types import TopicT
+from typing import Any
+
+from faust.types import TP, TopicT
+from mode.types.signals import BaseSignalT
 
 from streams.app import app, settings
+from streams.node import NodeState
 from streams.schemas import SINK_TOPICS, SOURCE_TOPICS
+from streams.state.kafka_changelog import KafkaChangelog
 
 
 def _raw_topic(name: str, partitions: int | None = None) -> TopicT:
@@ -46,6 +51,25 @@ ROUTES: dict[str, tuple[tuple[TopicT, str], ...]] = {
 }
 
 
+CHANGELOGS: list[TopicT] = []
+
+
+def node_state(node: str, copartitioned: bool = False) -> NodeState:
+    """A node's partition stores, with the node's changelog, forgotten when partitions are revoked."""
+    topic = _raw_topic(f"{app.conf.id}-{node}-changelog", partitions=settings.partitions)
+    CHANGELOGS.append(topic)
+    changelog = KafkaChangelog(topic, settings.broker.removeprefix("kafka://"), settings.partitions)
+    state = NodeState(node, settings.data_dir, settings.dedup_retention_s * 1000, copartitioned, changelog)
+
+    def on_revoked(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
+        revoked: set[TP] = args[0] if args else kwargs["revoked"]
+        state.forget(revoked)
+
+    app.on_partitions_revoked.connect(on_revoked)
+    return state
+
+
 def all_topic_names() -> list[str]:
     internal = [t.get_topic_name() for routes in ROUTES.values() for t, _ in routes]
-    return [*SOURCE_TOPICS, *SINK_TOPICS, *internal]
+    changelogs = [t.get_topic_name() for t in CHANGELOGS]
+    return [*SOURCE_TOPICS, *SINK_TOPICS, *internal, *changelogs]

@@ -12,37 +12,31 @@ from collections.abc import Sequence
 from typing import cast
 
 from faust import Stream
-from faust.types import TP, EventT, StreamT
+from faust.types import EventT, StreamT
 
 from streams.app import app, settings
 from streams.metrics import METRICS
-from streams.node import BATCH_MAX, BATCH_WITHIN_S, NodeState, fresh_events
+from streams.node import BATCH_MAX, BATCH_WITHIN_S, fresh_events
 from streams.sink import SinkBatch
+from streams.state.partition_store import PartitionStore
 from streams.windows import TumblingWindows
-from topologies.topics import internal_topic, sink_topics
+from topologies.topics import internal_topic, node_state, sink_topics
 
 NODE = "window_calculator"
 WINDOWS_KEY = b"windows:content_metrics"
 
-state = NodeState(NODE, settings.data_dir, settings.dedup_retention_s * 1000)
+state = node_state(NODE)
 metrics_topic = sink_topics["content_metrics"]
 system_topic = sink_topics["system_events"]
-# The decoded windows of each partition, kept between batches; RocksDB holds the committed copy.
-open_windows: dict[TP, TumblingWindows] = {}
 
 METRICS.describe("homemixer_late_events_total", "counter", "Engagements later than the window grace.")
 
 
-def windows_of(tp: TP) -> TumblingWindows:
-    windows = open_windows.get(tp)
-    if windows is None:
-        stored = state.store(tp).get(WINDOWS_KEY)
-        windows = open_windows[tp] = (
-            TumblingWindows(settings.metrics_window_s * 1000, settings.grace_s * 1000)
-            if stored is None
-            else TumblingWindows.decode(stored)
-        )
-    return windows
+def load_windows(store: PartitionStore) -> TumblingWindows:
+    stored = store.get(WINDOWS_KEY)
+    if stored is None:
+        return TumblingWindows(settings.metrics_window_s * 1000, settings.grace_s * 1000)
+    return TumblingWindows.decode(stored)
 
 
 async def calculate_windows(stream: StreamT[bytes]) -> None:
@@ -51,11 +45,13 @@ async def calculate_windows(stream: StreamT[bytes]) -> None:
 
 
 async def process_batch(messages: Sequence[EventT[bytes]]) -> None:
+    await state.open({m.message.tp for m in messages})
     batch = fresh_events(state, messages)
     outputs = SinkBatch()
     now_ms = int(time.time() * 1000)
     for tp, part in batch.partitions.items():
-        windows = windows_of(tp)
+        # Decoded once and kept between batches; RocksDB holds the committed copy.
+        windows = state.cached(tp, load_windows)
         for event in part.events:
             result = windows.add(
                 event["tweet_id"], event["author_id"], event["type"], event["ts"], event.get("dwell_ms")
@@ -67,7 +63,7 @@ async def process_batch(messages: Sequence[EventT[bytes]]) -> None:
             outputs.add(metrics_topic, str(closed.tweet_id), closed.to_record())
         part.store.put(WINDOWS_KEY, windows.encode())
     await outputs.send_and_wait()
-    state.commit(batch.last_offsets)
+    await state.commit(batch.last_offsets)
 
 
 def late_event(event: dict[str, object], watermark: int, now_ms: int) -> dict[str, object]:

@@ -9,13 +9,27 @@ Kafka transactions (which the embedded broker lacks; FIELD_NOTES).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
 from rocksdict import Options, Rdict, WriteBatch
 
 OFFSET_PREFIX = b"\x00offset:"
+CHANGELOG_OFFSET = b"\x00changelog-offset"
 _DELETED = None
+
+
+@dataclass
+class Changes:
+    """One commit's worth of writes: what a changelog record carries."""
+
+    puts: dict[bytes, bytes | None]
+    """Key -> new value, or None for a delete."""
+    ranges: list[tuple[bytes, bytes]]
+    """[start, end) ranges deleted before the puts apply."""
+    offsets: dict[str, int]
+    """Input topic -> offset of the last message these changes reflect."""
 
 
 def _options() -> Options:
@@ -74,22 +88,38 @@ class PartitionStore:
             offset = self._offsets[topic] = -1 if raw is None else int(raw)
         return offset
 
-    def commit(self, offsets: dict[str, int]) -> None:
-        """Write every buffered change and the input offsets they reflect, atomically."""
+    def changelog_offset(self) -> int:
+        """Offset of the last changelog record reflected in this store, or -1 for none."""
+        raw = self._db.get(CHANGELOG_OFFSET)
+        return -1 if raw is None else int(raw)
+
+    def take_changes(self, offsets: dict[str, int]) -> Changes:
+        """The buffered writes, with the input offsets they reflect; the buffer starts empty again."""
+        changes = Changes(dict(self._dirty), list(self._ranges_to_delete), dict(offsets))
+        self._dirty.clear()
+        self._ranges_to_delete.clear()
+        return changes
+
+    def apply(self, changes: Changes, changelog_offset: int | None = None) -> None:
+        """Write changes and the offsets they reflect in one atomic batch."""
         batch = WriteBatch(raw_mode=True)
-        for start, end in self._ranges_to_delete:
+        for start, end in changes.ranges:
             batch.delete_range(start, end)
-        for key, value in self._dirty.items():
+        for key, value in changes.puts.items():
             if value is _DELETED:
                 batch.delete(key)
             else:
                 batch.put(key, value)
-        for topic, offset in offsets.items():
+        for topic, offset in changes.offsets.items():
             batch.put(OFFSET_PREFIX + topic.encode(), str(offset).encode())
+        if changelog_offset is not None:
+            batch.put(CHANGELOG_OFFSET, str(changelog_offset).encode())
         self._db.write(batch)
-        self._offsets.update(offsets)
-        self._dirty.clear()
-        self._ranges_to_delete.clear()
+        self._offsets.update(changes.offsets)
+
+    def commit(self, offsets: dict[str, int]) -> None:
+        """Write every buffered change and the input offsets they reflect, atomically."""
+        self.apply(self.take_changes(offsets))
 
     def close(self) -> None:
         self._db.close()

@@ -4,6 +4,7 @@ produced events; and exactness when the worker is killed (-9) part-way, more tha
 from __future__ import annotations
 
 import math
+import shutil
 import random
 import time
 from collections import defaultdict
@@ -119,3 +120,18 @@ def test_features_are_exact_after_repeated_kill_9(empty_broker: str, cluster: Cl
             produce_engagements(cluster, events[6000:] + events[:300])
         worker = cluster.start_worker(name="w1")
     read_until_matches(cluster, reference_features(events), timeout=180)
+
+
+@pytest.mark.slow
+def test_state_follows_the_partition_to_a_worker_with_an_empty_disk(
+    empty_broker: str, cluster: Cluster
+) -> None:
+    events = engagement_stream(3000, seed=3)
+    worker = cluster.start_worker("w1")
+    produce_engagements(cluster, events[:1500])
+    read_until_matches(cluster, reference_features(events[:1500]))
+    worker.kill()
+    shutil.rmtree(worker.data_dir)
+    cluster.start_worker("w2")
+    produce_engagements(cluster, events[1500:] + events[:100])
+    read_until_matches(cluster, reference_features(events), timeout=120)
