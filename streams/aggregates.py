@@ -151,3 +151,21 @@ def decode(data: bytes) -> DecayedCounts:
     except IndexError:
         raise ValueError("an encoded DecayedCounts has an unknown engagement type code") from None
     return DecayedCounts(flat[1], counts)
+
+
+# Engagement rate per impression uses the 24h half-life: fresh enough to follow a tweet's day,
+# smooth enough that a handful of impressions does not swing it.
+RATE_HALF_LIFE = "24h"
+
+
+def performance_features(features: dict[str, float]) -> dict[str, float]:
+    """Content performance: each engagement type's decayed count per decayed impression."""
+    impressions = features.get(f"impression.decayed.{RATE_HALF_LIFE}", 0.0)
+    if impressions <= 0.0:
+        return {}
+    suffix = f".decayed.{RATE_HALF_LIFE}"
+    return {
+        f"rate.{name[: -len(suffix)]}.{RATE_HALF_LIFE}": value / impressions
+        for name, value in features.items()
+        if name.endswith(suffix) and not name.startswith("impression.")
+    }

@@ -17,6 +17,7 @@ FOLLOWERS = "fw"  # fw:<user>:<follower>
 FOLLOWER_COUNT = "fc"  # fc:<user>
 FOLLOWING = "fo"  # fo:<user>:<followee>
 FOLLOWING_COUNT = "gc"  # gc:<user>
+MUTUAL_COUNT = "mc"  # mc:<user>: users who follow the user and whom the user follows
 
 
 class Relation(Enum):
@@ -69,10 +70,34 @@ class FollowerGraph:
         return True
 
     def set_follower(self, user: int, follower: int, present: bool) -> bool:
-        return self._set_edge(FOLLOWERS, FOLLOWER_COUNT, user, follower, present)
+        changed = self._set_edge(FOLLOWERS, FOLLOWER_COUNT, user, follower, present)
+        if changed and self._has(FOLLOWING, user, follower):
+            self._add_mutual(user, 1 if present else -1)
+        return changed
 
     def set_following(self, user: int, followee: int, present: bool) -> bool:
-        return self._set_edge(FOLLOWING, FOLLOWING_COUNT, user, followee, present)
+        changed = self._set_edge(FOLLOWING, FOLLOWING_COUNT, user, followee, present)
+        if changed and self._has(FOLLOWERS, user, followee):
+            self._add_mutual(user, 1 if present else -1)
+        return changed
+
+    def _has(self, kind: str, user: int, other: int) -> bool:
+        return self._store.get(_edge(kind, user, other)) is not None
+
+    def _add_mutual(self, user: int, delta: int) -> None:
+        count = self._count(MUTUAL_COUNT, user) + delta
+        self._store.put(_count_key(MUTUAL_COUNT, user), str(count).encode())
+
+    def mutual_count(self, user: int) -> int:
+        return self._count(MUTUAL_COUNT, user)
+
+    def social_features(self, user: int) -> dict[str, float]:
+        """The social-graph feature family of a user (names in schemas/FEATURES.md)."""
+        return {
+            "social.followers": float(self.follower_count(user)),
+            "social.following": float(self.following_count(user)),
+            "social.mutual": float(self.mutual_count(user)),
+        }
 
     def set_relation(self, relation: Relation, user: int, other: int, present: bool) -> bool:
         return self._set_edge(relation.value, None, user, other, present)

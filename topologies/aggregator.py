@@ -14,8 +14,9 @@ from typing import Any, cast
 from faust import Stream
 from faust.types import EventT, StreamT
 
-from streams.aggregates import DecayedCounts, apply, decode, encode, feature_vector
+from streams.aggregates import DecayedCounts, apply, decode, encode, feature_vector, performance_features
 from streams.app import app
+from streams.feature_registry import PERFORMANCE_ENTITIES
 from streams.node import BATCH_MAX, BATCH_WITHIN_S, fresh_events
 from streams.sink import SinkBatch
 from topologies.topics import ROUTES, node_state, sink_topics
@@ -37,6 +38,12 @@ ENTITIES: dict[str, Callable[[dict[str, Any]], Sequence[Entity]]] = {
 
 state = node_state(NODE)
 features_topic = sink_topics["real_time_features"]
+
+
+def with_performance(entity_type: str, features: dict[str, float]) -> dict[str, float]:
+    if entity_type in PERFORMANCE_ENTITIES:
+        features.update(performance_features(features))
+    return features
 
 
 def _state_key(entity: Entity) -> bytes:
@@ -74,7 +81,7 @@ async def process_batch(
                 "entity_type": entity[0],
                 "entity_id": entity[1],
                 "ts": counts.last_ts,
-                "features": feature_vector(counts, counts.last_ts),
+                "features": with_performance(entity[0], feature_vector(counts, counts.last_ts)),
             }
             outputs.add(features_topic, f"{entity[0]}:{entity[1]}", vector)
     await outputs.send_and_wait()

@@ -3,7 +3,8 @@
 Consumes, copartitioned (partition N of each holds the same users): `graph-by-followee` (a user's
 followers), `graph-by-follower` (a user's follows, blocks and mutes) and `content-by-author` (a
 user's tweets). Emits: home timeline writes and the read path's data in Redis; `threshold_crossing`
-notices to `system_events` when an author's follower count crosses the celebrity threshold.
+notices to `system_events` when an author's follower count crosses the celebrity threshold; each
+user's social-graph features (followers, following, mutual) to `real_time_features` on change.
 Keeps: follow edges and counts, blocks and mutes, and tweets, in RocksDB.
 
 A tweet is pushed to the author's and each active follower's materialised timeline, unless the
@@ -46,6 +47,7 @@ UNDO = {"unblock": Relation.BLOCK, "unmute": Relation.MUTE}
 log = logging.getLogger(__name__)
 state = node_state(NODE, copartitioned=True)
 system_topic = sink_topics["system_events"]
+features_topic = sink_topics["real_time_features"]
 by_follower, by_followee = (t for t, _ in ROUTES["social_graph_events"])
 (by_author, _) = ROUTES["content_events"][0]
 # Redis repair and batches take turns, so a repair never writes a view older than a batch's.
@@ -81,13 +83,26 @@ async def process_batch(messages: Sequence[EventT[bytes]]) -> None:
     for tp, part in batch.partitions.items():
         graph = FollowerGraph(part.store)
         tweets = TweetStore(part.store, settings.timeline_max)
+        graph_changed: dict[int, int] = {}  # user -> event time of the latest change
         for event in part.events:
             if tp.topic == by_followee.get_topic_name():
                 on_followee_side(graph, event, writes, outputs)
+                owner = event["dst_user_id"]
             elif tp.topic == by_follower.get_topic_name():
                 on_follower_side(graph, event, writes, work)
+                owner = event["src_user_id"]
             else:
                 on_content(graph, tweets, event, writes, work)
+                continue
+            graph_changed[owner] = max(graph_changed.get(owner, 0), event["ts"])
+        for user, ts in graph_changed.items():
+            vector = {
+                "entity_type": "user",
+                "entity_id": str(user),
+                "ts": ts,
+                "features": graph.social_features(user),
+            }
+            outputs.add(features_topic, f"user:{user}", vector)
     await writes.execute()
     await apply_timeline_work(work)
     await outputs.send_and_wait()

@@ -4,8 +4,8 @@ produced events; and exactness when the worker is killed (-9) part-way, more tha
 from __future__ import annotations
 
 import math
-import shutil
 import random
+import shutil
 import time
 from collections import defaultdict
 from typing import Any
@@ -59,6 +59,10 @@ def reference_features(events: list[dict[str, Any]]) -> dict[str, tuple[int, dic
                 features[f"{kind}.decayed.{name}"] = math.fsum(
                     math.exp(-(at - t) * math.log(2) / hl) for t in stamps
                 )
+        impressions = features.get("impression.decayed.24h", 0.0)
+        if key.startswith(("tweet:", "author:")) and impressions > 0:
+            for kind in {e["type"] for e in items} - {"impression"}:
+                features[f"rate.{kind}.24h"] = features[f"{kind}.decayed.24h"] / impressions
         reference[key] = (at, features)
     return reference
 

@@ -88,6 +88,28 @@ def test_push_pull_follow_unfollow_block_delete_and_redis_loss(
         [activity(reader), graph("follow", reader, author), graph("follow", reader, celebrity)]
         + [graph("follow", fan, celebrity) for fan in (4, 5)]
     )
+
+    def social_of(values: list[dict[str, Any]], user: int) -> dict[str, float]:
+        found = [
+            v["features"]
+            for v in values
+            if v["entity_id"] == str(user) and "social.followers" in v["features"]
+        ]
+        return found[-1] if found else {}
+
+    features = cluster.read(
+        "real_time_features", lambda v: social_of(v, celebrity).get("social.followers") == 3
+    )
+    assert social_of(features, celebrity) == {
+        "social.followers": 3.0,
+        "social.following": 0.0,
+        "social.mutual": 0.0,
+    }
+    assert social_of(features, reader) == {
+        "social.followers": 0.0,
+        "social.following": 2.0,
+        "social.mutual": 0.0,
+    }
     first = wait_timeline(worker, reader, lambda b: True)
     assert first["rebuilt"] is True and first["items"] == []
 

@@ -54,3 +54,22 @@ def test_tweet_store_keeps_the_newest_per_author(tmp_path: Path) -> None:
     assert tweets.delete(10**18 + 9) is not None and tweets.get(10**18 + 9) is None
     assert tweets.recent(8, 10) == [10**18 + 7, 10**18 + 5]
     assert tweets.recent(9, 10) == [42]
+
+
+def test_mutual_count_follows_both_directions_in_any_order(tmp_path: Path) -> None:
+    graph = FollowerGraph(PartitionStore(tmp_path / "p"))
+    rng = random.Random(9)
+    follows: set[tuple[int, int]] = set()  # (follower, followee)
+    user = 1
+    for _ in range(2000):
+        other = rng.randint(2, 40)
+        present = rng.random() < 0.6
+        if rng.random() < 0.5:
+            graph.set_following(user, other, present)
+            (follows.add if present else follows.discard)((user, other))
+        else:
+            graph.set_follower(user, other, present)
+            (follows.add if present else follows.discard)((other, user))
+        expected = sum(1 for a, b in follows if a == user and (b, user) in follows)
+        assert graph.mutual_count(user) == expected
+    assert graph.social_features(user)["social.mutual"] == float(graph.mutual_count(user))
