@@ -72,10 +72,45 @@ SOCIAL_FEATURES = (
     Feature("social.mutual", ("user",), "double", "users who follow this user and whom it follows"),
 )
 
+ACTIVITY_FEATURES = (
+    Feature("session.count", ("user",), "double", "closed sessions (a session ends after a 30-minute gap)"),
+    Feature(
+        "session.length_ms.avg", ("user",), "double", "mean length of closed sessions, first to last event"
+    ),
+    Feature("session.events.avg", ("user",), "double", "mean activity events per closed session"),
+    Feature("session.dwell_ms.total", ("user",), "double", "dwell_ms summed over closed sessions"),
+    Feature("session.current.length_ms", ("user",), "double", "length so far of the open session"),
+    Feature("session.current.events", ("user",), "double", "activity events so far in the open session"),
+    Feature("temporal.hour_of_day", ("user",), "double", "UTC hour (0-23) of the user's latest activity"),
+    Feature(
+        "temporal.since_last_session_ms",
+        ("user",),
+        "double",
+        "from the end of the last closed session to the latest activity",
+    ),
+    Feature("context.surface.<surface>.total", ("user",), "double", "activity events on each surface"),
+    Feature("context.device.<device>.total", ("user",), "double", "activity events from each device"),
+)
+
+SIGNAL_FEATURES = (
+    *(
+        Feature(
+            f"signal.boost.decayed.{label}",
+            ("tweet",),
+            "double",
+            f"weights of the real-time signals naming the tweet, decayed with a half-life of {label}",
+        )
+        for label in HALF_LIVES
+    ),
+    Feature("signal.count.total", ("tweet",), "double", "real-time signals that named the tweet"),
+)
+
 REGISTRY: tuple[Feature, ...] = (
     *engagement_features(),
     *performance_features(),
     *SOCIAL_FEATURES,
+    *ACTIVITY_FEATURES,
+    *SIGNAL_FEATURES,
 )
 
 
@@ -87,7 +122,9 @@ def render_markdown() -> str:
         "do not edit by hand. A message is `{entity_type, entity_id, ts, features}` keyed",
         "`<entity_type>:<id>`; `ts` is the entity's latest event time, at which decayed values",
         "are evaluated. Each message carries one feature family of one entity (engagement counts",
-        "and rates from the aggregator node; social-graph counts from the fanout node): a",
+        "and rates from the aggregator node; social-graph counts from the fanout node; sessions,",
+        "temporal and context from the feature extractor node; signal boosts from the signal",
+        "booster node): a",
         "consumer keeps, per entity, the latest value of each feature name.",
         "",
         "Entities: " + "; ".join(f"`{e}`: {m}" for e, m in ENTITY_MEANING.items()) + ".",

@@ -6,7 +6,9 @@ Importing this package registers every node's agents and views on the app.
 from topologies import (  # noqa: F401  (registration by import)
     aggregator,
     fanout,
+    feature_extractor,
     parser,
+    signal_booster,
     timeline_view,
     web,
     window_calculator,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
 from faust import Stream
 from faust.types import TP, EventT, StreamT
@@ -56,6 +56,20 @@ async def parse_events(stream: StreamT[bytes]) -> None:
         await process_batch(events)
 
 
+def forward(outputs: SinkBatch, topic: str, fields: dict[str, Any]) -> None:
+    """Send an applied event to its routes. A list-valued key (a signal's `tweet_ids`) sends one
+    message per element, each with its own event id so that a node receiving two of them in one
+    partition applies both."""
+    for route, key_field in ROUTES.get(topic, ()):
+        key = fields[key_field]
+        if isinstance(key, list):
+            for element in key:
+                item = {**fields, "event_id": f"{fields['event_id']}/{element}", "tweet_id": element}
+                outputs.add(route, str(element), item)
+        elif key is not None:
+            outputs.add(route, str(key), fields)
+
+
 async def process_batch(events: Sequence[EventT[bytes]]) -> None:
     await state.open({e.message.tp for e in events})
     now_ms = int(time.time() * 1000)
@@ -88,8 +102,7 @@ async def process_batch(events: Sequence[EventT[bytes]]) -> None:
         actor = result.fields[ACTOR_FIELD[tp.topic]] if tp.topic in ACTOR_FIELD else None
         if actor is not None:
             last_active[actor] = max(last_active.get(actor, 0), result.ts)
-        for route, key_field in ROUTES.get(tp.topic, ()):
-            outputs.add(route, str(result.fields[key_field]), result.fields)
+        forward(outputs, tp.topic, result.fields)
     writes = ServingWrites(redis_client(), settings.timeline_max)
     writes.activity(last_active)
     await writes.execute()

@@ -44,6 +44,9 @@ ROUTES: dict[str, tuple[tuple[TopicT, str], ...]] = {
         (internal_topic("engagements-by-user"), "user_id"),
     ),
     "content_events": ((internal_topic("content-by-author"), "author_id"),),
+    "user_activity_events": ((internal_topic("activity-by-user"), "user_id"),),
+    # A list-valued key field sends one message per element (see topologies.parser.forward).
+    "real_time_signals": ((internal_topic("signals-by-tweet"), "tweet_ids"),),
     "social_graph_events": (
         (internal_topic("graph-by-follower"), "src_user_id"),
         (internal_topic("graph-by-followee"), "dst_user_id"),

@@ -139,3 +139,59 @@ def test_state_follows_the_partition_to_a_worker_with_an_empty_disk(
     cluster.start_worker("w2")
     produce_engagements(cluster, events[1500:] + events[:100])
     read_until_matches(cluster, reference_features(events), timeout=120)
+
+
+def test_sessions_and_context_reach_real_time_features(empty_broker: str, cluster: Cluster) -> None:
+    cluster.start_worker()
+    gap = 1_800_000
+    stamps = [T0, T0 + 60_000, T0 + 120_000, T0 + 120_000 + gap + 1, T0 + 130_000 + gap]
+    events = [
+        {"event_id": f"s{i}", "ts": ts, "type": "scroll", "user_id": 77, "surface": "home", "device": "ios"}
+        for i, ts in enumerate(stamps)
+    ]
+    cluster.produce(("user_activity_events", "77", e) for e in events)
+
+    def session_vector(values: list[dict[str, Any]]) -> dict[str, float]:
+        found = [v for v in values if v["entity_id"] == "77" and "session.count" in v["features"]]
+        return found[-1]["features"] if found and found[-1]["ts"] == stamps[-1] else {}
+
+    features = session_vector(cluster.read("real_time_features", lambda v: bool(session_vector(v))))
+    assert features["session.count"] == 1
+    assert features["session.length_ms.avg"] == 120_000
+    assert features["session.events.avg"] == 3
+    assert features["session.current.events"] == 2
+    assert features["temporal.since_last_session_ms"] == stamps[-1] - stamps[2]
+    assert features["context.surface.home.total"] == 5 and features["context.device.ios.total"] == 5
+
+
+def test_signals_boost_the_tweets_they_name(empty_broker: str, cluster: Cluster) -> None:
+    cluster.start_worker()
+    signals = [
+        {
+            "event_id": "sig1",
+            "ts": T0,
+            "type": "trending_topic",
+            "topic": "cup",
+            "weight": 2.0,
+            "tweet_ids": [5, 6],
+        },
+        {
+            "event_id": "sig2",
+            "ts": T0 + 3_600_000,
+            "type": "sports",
+            "topic": "cup",
+            "weight": 1.0,
+            "tweet_ids": [5],
+        },
+    ]
+    cluster.produce(("real_time_signals", "cup", s) for s in signals)
+
+    def boosts(values: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+        return {v["entity_id"]: v["features"] for v in values if "signal.count.total" in v["features"]}
+
+    found = boosts(
+        cluster.read("real_time_features", lambda v: boosts(v).get("5", {}).get("signal.count.total") == 2)
+    )
+    assert found["6"]["signal.count.total"] == 1 and found["6"]["signal.boost.decayed.24h"] == 2.0
+    expected = 2.0 * math.exp(-3_600_000 * math.log(2) / 1_800_000) + 1.0
+    assert found["5"]["signal.boost.decayed.30m"] == pytest.approx(expected, rel=1e-9)

@@ -1,0 +1,64 @@
+"""Node `feature_extractor`: user activity -> sessions, temporal and contextual features.
+
+Consumes: the parser's `activity-by-user` route. Emits: one `user:<id>` vector per user the batch
+touched to `real_time_features` (the session, temporal and context families), stamped with the
+user's latest activity time. Keeps: per user, the open session and the running session totals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import cast
+
+from faust import Stream
+from faust.types import EventT, StreamT
+
+from streams.app import app
+from streams.node import BATCH_MAX, BATCH_WITHIN_S, fresh_events
+from streams.sink import SinkBatch
+from streams.user_activity import UserActivity, activity_features, apply_activity, decode, encode
+from topologies.topics import ROUTES, node_state, sink_topics
+
+NODE = "feature_extractor"
+
+state = node_state(NODE)
+features_topic = sink_topics["real_time_features"]
+(activity_topic, _) = ROUTES["user_activity_events"][0]
+
+
+def _state_key(user: int) -> bytes:
+    return f"activity:{user}".encode()
+
+
+async def extract_features(stream: StreamT[bytes]) -> None:
+    async for messages in cast(Stream[bytes], stream).take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+        await process_batch(messages)
+
+
+async def process_batch(messages: Sequence[EventT[bytes]]) -> None:
+    await state.open({m.message.tp for m in messages})
+    batch = fresh_events(state, messages)
+    outputs = SinkBatch()
+    for part in batch.partitions.values():
+        touched: dict[int, UserActivity] = {}
+        for event in part.events:
+            user = event["user_id"]
+            current = touched.get(user)
+            if current is None:
+                stored = part.store.get(_state_key(user))
+                current = None if stored is None else decode(stored)
+            touched[user] = apply_activity(current, event)
+        for user, activity in touched.items():
+            part.store.put(_state_key(user), encode(activity))
+            vector = {
+                "entity_type": "user",
+                "entity_id": str(user),
+                "ts": activity.last_ts,
+                "features": activity_features(activity),
+            }
+            outputs.add(features_topic, f"user:{user}", vector)
+    await outputs.send_and_wait()
+    await state.commit(batch.last_offsets)
+
+
+app.agent(activity_topic, name=NODE)(extract_features)
