@@ -24,6 +24,7 @@ def faust_config(s: Settings) -> dict[str, Any]:
         "topic_replication_factor": 1,
         "web_port": s.web_port,
         "web_bind": s.web_bind,
+        "canonical_url": s.canonical_url,
         "web_in_thread": False,
         "consumer_auto_offset_reset": "earliest",
         "autodiscover": False,

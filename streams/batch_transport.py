@@ -21,9 +21,11 @@ The consumer remembers, per partition, which offsets each delivered batch stands
 after the partition's previous delivered offset (so offsets with no record, such as compacted ones
 or transaction markers, are covered, as Faust's gap tracking covers them per message) up to its
 last record. When Faust next computes the offset to commit (`_new_offset`), every batch acked by
-then adds those offsets to the acked ones. The committed offset therefore moves past a batch's
-last record once, and only once, the agent has finished the batch, even if batches are acked out
-of order (that hook is used rather than `ack`, which Faust's compiled stream iterator inlines).
+then adds those offsets to the acked ones, and nothing at or past the first offset of a batch not
+yet acked is committed. The committed offset therefore moves past a batch's last record once,
+and only once, the agent has finished it and every batch before it, even if batches are acked
+out of order (that hook is used rather than `ack`, which Faust's compiled stream iterator
+inlines). A seek (after a rebalance) forgets the batches in flight: they come again.
 
 Limits.
 - A batch topic must be read only through channels that expect `RecordBatch` values (the topic
@@ -300,6 +302,26 @@ class BatchConsumer(aiokafka_driver.Consumer):
                 break
             yield item
 
+    def _batch_message(self, tp: TP, records: list[KafkaRecord]) -> BatchMessage | None:
+        """The message for a chunk of fetched records, or None if all were delivered before."""
+        r_offset: int | None = self._read_offset[tp]
+        if r_offset is not None and records[0].offset < r_offset:
+            # Already delivered (Faust drops such messages one by one).
+            records = [r for r in records if r.offset >= r_offset]
+            if not records:
+                return None
+        first = records[0].offset
+        # Offsets between the previous delivery and this batch hold no record: this batch's ack
+        # covers them (what Faust's `_add_gap` does per message). After a seek the read offset is
+        # the next offset to read, not the last one read, and `first` is that offset.
+        covers_from = first
+        if r_offset is not None and r_offset + 1 < first:
+            covers_from = r_offset + 1
+        message = BatchMessage(RecordBatch(tp, records), covers_from, self.app.consumer_generation_id)
+        if self.app.topics.acks_enabled_for(tp.topic):
+            self._batch_spans[tp][message.offset] = covers_from
+        return message
+
     async def _drain_messages(self, fetcher: ServiceT) -> None:  # pragma: no cover - needs a broker
         # Faust's loop (faust/transport/consumer.py), with a batch branch; the per-message branch
         # is Faust's, unchanged.
@@ -327,26 +349,14 @@ class BatchConsumer(aiokafka_driver.Consumer):
                         if num_since_yield > yield_every:
                             await sleep(0)
                             num_since_yield = 0
-                        r_offset = read_offset[tp]
                         if isinstance(item, list):
-                            records = item
-                            if r_offset is not None and records[0].offset < r_offset:
-                                # Already delivered (Faust drops such messages one by one).
-                                records = [r for r in records if r.offset >= r_offset]
-                                if not records:
-                                    continue
-                            first = records[0].offset
-                            # Offsets between the previous delivery and this batch hold no record:
-                            # this batch's ack covers them (Faust's `_add_gap`, per batch).
-                            covers_from = first
-                            if r_offset is not None and r_offset + 1 < first:
-                                covers_from = r_offset + 1
-                            message: Message = BatchMessage(
-                                RecordBatch(tp, records), covers_from, self.app.consumer_generation_id
-                            )
-                            self._batch_spans[tp][message.offset] = covers_from
+                            batch_message = self._batch_message(tp, item)
+                            if batch_message is None:
+                                continue
+                            message: Message = batch_message
                         else:
                             message = item
+                            r_offset = read_offset[tp]
                             if r_offset is not None and message.offset < r_offset:
                                 self.log.dev("DROPPED MESSAGE ROFF %r", message.offset)
                                 continue

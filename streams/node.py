@@ -105,6 +105,11 @@ class NodeState:
         self._dedups.pop(name, None)
         self._caches.pop(name, None)
 
+    def opened(self, tp: TP) -> PartitionStore | None:
+        """The partition's store if this worker has it open and current, else None."""
+        name = self._store_name(tp)
+        return None if name in self._stale else self._stores.get(name)
+
     def store(self, tp: TP) -> PartitionStore:
         name = self._store_name(tp)
         store = self._stores.get(name)

@@ -7,6 +7,7 @@ that one place says what the system does when nothing is set.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -50,6 +51,8 @@ class Settings:
     secret: str = "dev-secret-change-me"
     web_port: int = DEFAULT_WEB_PORT
     web_bind: str = "127.0.0.1"
+    # How other workers reach this one, for requests routed to a key's owner; "" = derived.
+    advertised_host: str = ""
     schema_registry_url: str | None = None
     celebrity_threshold: int = DEFAULT_CELEBRITY_THRESHOLD
     timeline_max: int = DEFAULT_TIMELINE_MAX
@@ -81,6 +84,7 @@ class Settings:
             secret=env.get("HOMEMIXER_SECRET", "dev-secret-change-me"),
             web_port=_int(env, "WEB_PORT", DEFAULT_WEB_PORT),
             web_bind=env.get("WEB_BIND", "127.0.0.1"),
+            advertised_host=env.get("HOMEMIXER_ADVERTISED_HOST", ""),
             schema_registry_url=env.get("SCHEMA_REGISTRY_URL") or None,
             celebrity_threshold=_int(env, "HOMEMIXER_CELEBRITY_THRESHOLD", DEFAULT_CELEBRITY_THRESHOLD),
             timeline_max=_int(env, "HOMEMIXER_TIMELINE_MAX", DEFAULT_TIMELINE_MAX),
@@ -98,6 +102,14 @@ class Settings:
             snowflake_worker=_int(env, "HOMEMIXER_SNOWFLAKE_WORKER", 0),
             dev_login=env.get("HOMEMIXER_DEV_LOGIN", "") in ("1", "true", "yes"),
         )
+
+    @property
+    def canonical_url(self) -> str:
+        """This worker's web address as other workers use it (Faust routes requests there)."""
+        host = self.advertised_host
+        if not host:
+            host = socket.gethostname() if self.web_bind in ("0.0.0.0", "::") else self.web_bind
+        return f"http://{host}:{self.web_port}"
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]

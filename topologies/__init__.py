@@ -9,6 +9,7 @@ from topologies import (  # noqa: F401  (registration by import)
     feature_extractor,
     parser,
     signal_booster,
+    state_view,
     timeline_view,
     web,
     window_calculator,

@@ -3,12 +3,14 @@ the tweets of the user and of the accounts the user follows."""
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections import defaultdict
 
 import pytest
 
+from streams.auth import mint_token
 from tests.harness import Cluster
 from tests.integration.test_timelines import activity, get_timeline, graph, tweet, tweet_ids
 
@@ -45,6 +47,18 @@ def test_two_workers_keep_every_timeline_exact(empty_broker: str, cluster: Clust
                 pending.discard(user)
         time.sleep(0.3)
     assert not pending, f"timelines not exact for users {sorted(pending)}"
+    # State views: the owner answers, whichever worker is asked; only the user's own token.
+    owners = set()
+    for user in range(1, 9):
+        auth = {"Authorization": f"Bearer {mint_token('test-secret', user)}"}
+        answers = [json.loads(w.get(f"/state/users/{user}", auth)[1]) for w in workers]
+        assert answers[0] == answers[1]
+        assert answers[0]["following"] == sorted(v for u, v in follows if u == user)
+        assert answers[0]["features"]["social.following"] == len(answers[0]["following"])
+        owners.add(answers[0]["served_by"])
+        assert workers[0].get(f"/state/users/{user}")[0] == 401
+        assert workers[1].get(f"/state/users/{user + 1}", auth)[0] == 403
+    assert owners == {w.url for w in workers}, "both workers own some users"
     for worker in workers:
         applied = worker.metric("homemixer_messages_total", topic="content_events", outcome="applied")
         assert 0 < applied < len(posts), f"{worker.name} should own some, not all, partitions"
