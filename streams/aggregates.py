@@ -169,3 +169,12 @@ def performance_features(features: dict[str, float]) -> dict[str, float]:
         for name, value in features.items()
         if name.endswith(suffix) and not name.startswith("impression.")
     }
+
+
+def scoring_fields(features: dict[str, float], last_ts: int) -> dict[str, float]:
+    """What the ranker reads of an entity: each type's 24h-decayed count, and the time it is as of
+    (the reader decays all of them alike to its own clock, which leaves their ratios unchanged)."""
+    suffix = f".decayed.{RATE_HALF_LIFE}"
+    fields = {name[: -len(suffix)]: value for name, value in features.items() if name.endswith(suffix)}
+    fields["ts"] = float(last_ts)
+    return fields

@@ -16,6 +16,12 @@ are rebuilt on read.
 | `hm:mu:{user}` | set of user ids | whom the user muted (graph) |
 | `hm:active` | zset, score = ms | each user's latest activity: any event, or a read (parser, reads) |
 | `hm:ready:{partition}` | string | that partition's part of the above is in Redis (each worker) |
+| `hm:f:{entity}` | hash | an entity's features for scoring, e.g. `hm:f:tweet:9` (aggregator, booster) |
+| `hm:trending` | zset, score = boost | tweets that real-time signals point at (signal booster) |
+| `hm:ni:{user}` | set of user ids | authors the user said `not_interested` in (aggregator) |
+| `hm:served:{user}` | zset, score = ms | tweets served to the user in ranked mode (read path) |
+| `hm:servedby:{user}` | hash | tweet id -> `bucket/strategy` that served it, for feedback (read path) |
+| `hm:adapt:{bucket}` | hash | the bucket's learning state and engagement counts (read path, aggregator) |
 """
 
 from __future__ import annotations
@@ -59,3 +65,26 @@ def mutes_key(user_id: int) -> str:
 
 def ready_key(partition: int) -> str:
     return f"hm:ready:{partition}"
+
+
+TRENDING: Final = "hm:trending"
+
+
+def features_key(entity_type: str, entity_id: str) -> str:
+    return f"hm:f:{entity_type}:{entity_id}"
+
+
+def not_interested_key(user_id: int) -> str:
+    return f"hm:ni:{user_id}"
+
+
+def served_key(user_id: int) -> str:
+    return f"hm:served:{user_id}"
+
+
+def served_by_key(user_id: int) -> str:
+    return f"hm:servedby:{user_id}"
+
+
+def adaptation_key(bucket: str) -> str:
+    return f"hm:adapt:{bucket}"

@@ -12,22 +12,28 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT
 
 from streams.follower_graph import Relation
 from streams.redis_keys import (
     ACTIVE,
     CELEBRITIES,
+    TRENDING,
     authored_key,
     blocked_by_key,
     blocks_key,
+    features_key,
     following_key,
     mutes_key,
+    not_interested_key,
     ready_key,
     timeline_key,
     tweet_key,
 )
 from streams.tweet_store import Tweet
 
+# Trending candidates kept for the out-of-network source: far more than a page needs.
+TRENDING_KEEP = 1000
 # Extra rows per authored-tweets read: scores are doubles, so a few ids next to `max_id` can share
 # its score and are filtered out here rather than by Redis.
 READ_SLACK = 8
@@ -61,9 +67,7 @@ class ServingWrites:
         self._count()
 
     def tweet(self, tweet: Tweet) -> None:
-        fields: dict[str | bytes | bytearray | memoryview[int] | int | float, Any] = {
-            k: v for k, v in vars(tweet).items() if v is not None
-        }
+        fields: dict[FieldT, EncodableT] = {k: v for k, v in vars(tweet).items() if v is not None}
         self._pipe.hset(tweet_key(tweet.tweet_id), mapping=fields)
         self._pipe.zadd(authored_key(tweet.author_id), {str(tweet.tweet_id): tweet.tweet_id})
         self._pipe.zremrangebyrank(authored_key(tweet.author_id), 0, -(self._keep + 1))
@@ -85,6 +89,22 @@ class ServingWrites:
         if keys:
             self._pipe.delete(*keys)
             self._count()
+
+    def features(self, entity_type: str, entity_id: str, values: Mapping[str, float]) -> None:
+        """The scorer's view of an entity (a few decayed counts and their time), replaced whole."""
+        if values:
+            fields: dict[FieldT, EncodableT] = dict(values.items())
+            self._pipe.hset(features_key(entity_type, entity_id), mapping=fields)
+            self._count()
+
+    def trending(self, tweet_id: int, boost: float) -> None:
+        self._pipe.zadd(TRENDING, {str(tweet_id): boost})
+        self._pipe.zremrangebyrank(TRENDING, 0, -(TRENDING_KEEP + 1))
+        self._count(2)
+
+    def not_interested(self, user: int, author: int) -> None:
+        self._pipe.sadd(not_interested_key(user), author)
+        self._count()
 
     def ready(self, partition: int) -> None:
         self._pipe.set(ready_key(partition), 1)

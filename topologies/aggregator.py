@@ -1,7 +1,8 @@
 """Node `aggregator`: engagements -> decayed counts per entity -> `real_time_features`.
 
 Consumes: the parser's engagement routes, keyed by tweet, author and user. Emits: one feature
-vector per entity the batch updated, stamped with the entity's event-time high-water mark.
+vector per entity the batch updated, stamped with the entity's event-time high-water mark, and
+the ranker's view of it to Redis (`hm:f:<entity>`; `hm:ni:<user>` for `not_interested`).
 Keeps: per entity, the undecayed totals and the decayed values as of that mark (decayed lazily,
 as Twitter's real-time aggregates are).
 """
@@ -14,10 +15,19 @@ from typing import Any, cast
 from faust import Stream
 from faust.types import EventT, StreamT
 
-from streams.aggregates import DecayedCounts, apply, decode, encode, feature_vector, performance_features
-from streams.app import app
+from streams.aggregates import (
+    DecayedCounts,
+    apply,
+    decode,
+    encode,
+    feature_vector,
+    performance_features,
+    scoring_fields,
+)
+from streams.app import app, redis_client, settings
 from streams.feature_registry import PERFORMANCE_ENTITIES
 from streams.node import BATCH_MAX, BATCH_WITHIN_S, fresh_events
+from streams.serving_view import ServingWrites
 from streams.sink import SinkBatch
 from topologies.topics import ROUTES, node_state, sink_topics
 
@@ -36,6 +46,7 @@ ENTITIES: dict[str, Callable[[dict[str, Any]], Sequence[Entity]]] = {
     ),
 }
 
+USER_ROUTE = "engagements-by-user"
 state = node_state(NODE)
 features_topic = sink_topics["real_time_features"]
 
@@ -51,21 +62,19 @@ def _state_key(entity: Entity) -> bytes:
 
 
 def aggregate_node(route: str) -> Callable[[StreamT[bytes]], Any]:
-    entities_of = ENTITIES[route]
-
     async def aggregate(stream: StreamT[bytes]) -> None:
         async for messages in cast(Stream[bytes], stream).take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-            await process_batch(messages, entities_of)
+            await process_batch(messages, route)
 
     return aggregate
 
 
-async def process_batch(
-    messages: Sequence[EventT[bytes]], entities_of: Callable[[dict[str, Any]], Sequence[Entity]]
-) -> None:
+async def process_batch(messages: Sequence[EventT[bytes]], route: str) -> None:
+    entities_of = ENTITIES[route]
     await state.open({m.message.tp for m in messages})
     batch = fresh_events(state, messages)
     outputs = SinkBatch()
+    writes = ServingWrites(redis_client(), settings.timeline_max)
     for part in batch.partitions.values():
         touched: dict[Entity, DecayedCounts] = {}
         for event in part.events:
@@ -75,15 +84,20 @@ async def process_batch(
                     stored = part.store.get(_state_key(entity))
                     counts = None if stored is None else decode(stored)
                 touched[entity] = apply(counts, event["type"], event["ts"])
+            if event["type"] == "not_interested" and route == USER_ROUTE:
+                writes.not_interested(event["user_id"], event["author_id"])
         for entity, counts in touched.items():
             part.store.put(_state_key(entity), encode(counts))
+            features = with_performance(entity[0], feature_vector(counts, counts.last_ts))
             vector = {
                 "entity_type": entity[0],
                 "entity_id": entity[1],
                 "ts": counts.last_ts,
-                "features": with_performance(entity[0], feature_vector(counts, counts.last_ts)),
+                "features": features,
             }
             outputs.add(features_topic, f"{entity[0]}:{entity[1]}", vector)
+            writes.features(entity[0], entity[1], scoring_fields(features, counts.last_ts))
+    await writes.execute()
     await outputs.send_and_wait()
     await state.commit(batch.last_offsets)
 

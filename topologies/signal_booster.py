@@ -2,7 +2,8 @@
 
 Consumes: the parser's `signals-by-tweet` route (one message per tweet a signal names). Emits: a
 `tweet:<id>` vector (`signal.boost.decayed.<half-life>`, `signal.count.total`) per tweet the batch
-touched to `real_time_features`. Keeps: per tweet, the boost as of its latest signal.
+touched to `real_time_features`, and to Redis for the ranker (`hm:f:signal:<id>`, `hm:trending`).
+Keeps: per tweet, the boost as of its latest signal.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ from typing import cast
 from faust import Stream
 from faust.types import EventT, StreamT
 
-from streams.app import app
+from streams.aggregates import RATE_HALF_LIFE as RANKING_HALF_LIFE
+from streams.app import app, redis_client, settings
+from streams.decay import HALF_LIVES
 from streams.node import BATCH_MAX, BATCH_WITHIN_S, fresh_events
+from streams.serving_view import ServingWrites
 from streams.signal_boost import SignalBoost, apply_signal, boost_features, decode, encode
 from streams.sink import SinkBatch
 from topologies.topics import ROUTES, node_state, sink_topics
@@ -39,6 +43,7 @@ async def process_batch(messages: Sequence[EventT[bytes]]) -> None:
     await state.open({m.message.tp for m in messages})
     batch = fresh_events(state, messages)
     outputs = SinkBatch()
+    writes = ServingWrites(redis_client(), settings.timeline_max)
     for part in batch.partitions.values():
         touched: dict[int, SignalBoost] = {}
         for event in part.events:
@@ -57,6 +62,10 @@ async def process_batch(messages: Sequence[EventT[bytes]]) -> None:
                 "features": boost_features(boost),
             }
             outputs.add(features_topic, f"tweet:{tweet_id}", vector)
+            boost_24h = boost.values[list(HALF_LIVES).index(RANKING_HALF_LIFE)]
+            writes.features("signal", str(tweet_id), {"boost": boost_24h, "ts": float(boost.last_ts)})
+            writes.trending(tweet_id, boost_24h)
+    await writes.execute()
     await outputs.send_and_wait()
     await state.commit(batch.last_offsets)
 
