@@ -67,6 +67,7 @@ class NodeState:
         self._dedups: dict[str, Deduplicator] = {}
         self._caches: dict[str, Any] = {}
         self._stale: set[str] = set()
+        self._standby: dict[str, PartitionStore] = {}
 
     def _store_name(self, tp: TP) -> str:
         return f"p{tp.partition}" if self._copartitioned else f"{tp.topic}-{tp.partition}"
@@ -79,17 +80,37 @@ class NodeState:
                 self._close(name)
             if name in self._stores:
                 continue
-            store = PartitionStore(self._root / name)
-            if self._changelog is not None:
-                replayed = 0
-                async for offset, record in self._changelog.replay(tp.partition, store.changelog_offset()):
-                    store_name, changes = changelog.decode(record)
-                    if store_name == name:
-                        store.apply(changes, offset)
-                        replayed += 1
-                if replayed:
-                    log.info("%s: %s caught up from %d changelog records", self.name, name, replayed)
+            store = self._standby.pop(name, None) or PartitionStore(self._root / name)
+            await self._catch_up(name, tp.partition, store)
             self._stores[name] = store
+
+    async def warm(self, tps: Iterable[TP]) -> None:
+        """Keep standby copies of partitions this worker does not own current with the changelog,
+        so that taking one over replays only the last few records."""
+        for tp in tps:
+            name = self._store_name(tp)
+            if name in self._stores:
+                continue  # owned here (the agent keeps it current) or just revoked (still closing)
+            store = self._standby.get(name)
+            if store is None:
+                store = self._standby[name] = PartitionStore(self._root / name)
+            await self._catch_up(name, tp.partition, store)
+
+    @property
+    def standby_count(self) -> int:
+        return len(self._standby)
+
+    async def _catch_up(self, name: str, partition: int, store: PartitionStore) -> None:
+        if self._changelog is None:
+            return
+        replayed = 0
+        async for offset, record in self._changelog.replay(partition, store.changelog_offset()):
+            store_name, changes = changelog.decode(record)
+            if store_name == name:
+                store.apply(changes, offset)
+                replayed += 1
+        if replayed:
+            log.info("%s: %s caught up from %d changelog records", self.name, name, replayed)
 
     def forget(self, tps: Iterable[TP]) -> None:
         """Mark the stores of revoked partitions stale: another worker may change them before we

@@ -47,7 +47,7 @@ ENTITIES: dict[str, Callable[[dict[str, Any]], Sequence[Entity]]] = {
 }
 
 USER_ROUTE = "engagements-by-user"
-state = node_state(NODE)
+state = node_state(NODE, [topic.get_topic_name() for topic, _ in ROUTES["engagement_events"]])
 features_topic = sink_topics["real_time_features"]
 
 

@@ -45,11 +45,12 @@ RELATIONS = {"block": Relation.BLOCK, "mute": Relation.MUTE}
 UNDO = {"unblock": Relation.BLOCK, "unmute": Relation.MUTE}
 
 log = logging.getLogger(__name__)
-state = node_state(NODE, copartitioned=True)
 system_topic = sink_topics["system_events"]
 features_topic = sink_topics["real_time_features"]
 by_follower, by_followee = (t for t, _ in ROUTES["social_graph_events"])
 (by_author, _) = ROUTES["content_events"][0]
+# One store per partition number serves all three topics, so warming one topic's partitions is enough.
+state = node_state(NODE, [by_author.get_topic_name()], copartitioned=True)
 # Redis repair and batches take turns, so a repair never writes a view older than a batch's.
 view_lock = asyncio.Lock()
 

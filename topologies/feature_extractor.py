@@ -21,9 +21,9 @@ from topologies.topics import ROUTES, node_state, sink_topics
 
 NODE = "feature_extractor"
 
-state = node_state(NODE)
-features_topic = sink_topics["real_time_features"]
 (activity_topic, _) = ROUTES["user_activity_events"][0]
+state = node_state(NODE, [activity_topic.get_topic_name()])
+features_topic = sink_topics["real_time_features"]
 
 
 def _state_key(user: int) -> bytes:

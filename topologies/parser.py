@@ -20,6 +20,7 @@ from streams.codec import EventDecoder, RegistrySchemas
 from streams.metrics import METRICS
 from streams.node import BATCH_MAX, BATCH_WITHIN_S
 from streams.parser import ParserLimits, Rejected, SourceEvent, parse
+from streams.schemas import SOURCE_TOPICS
 from streams.serving_view import ServingWrites
 from streams.sink import SinkBatch
 from streams.state.dedup import Seen
@@ -35,7 +36,7 @@ ACTOR_FIELD = {
     "social_graph_events": "src_user_id",
 }
 
-state = node_state(NODE)
+state = node_state(NODE, SOURCE_TOPICS)
 decoder = EventDecoder(
     RegistrySchemas(settings.schema_registry_url) if settings.schema_registry_url else None
 )

@@ -25,9 +25,9 @@ from topologies.topics import ROUTES, node_state, sink_topics
 
 NODE = "signal_booster"
 
-state = node_state(NODE)
-features_topic = sink_topics["real_time_features"]
 (signals_topic, _) = ROUTES["real_time_signals"][0]
+state = node_state(NODE, [signals_topic.get_topic_name()])
+features_topic = sink_topics["real_time_features"]
 
 
 def _state_key(tweet_id: int) -> bytes:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from faust.types import TP, TopicT
 from mode.types.signals import BaseSignalT
 
 from streams.app import app, settings
+from streams.metrics import METRICS
 from streams.node import NodeState
 from streams.schemas import SINK_TOPICS, SOURCE_TOPICS
 from streams.state.kafka_changelog import KafkaChangelog
@@ -57,8 +59,9 @@ ROUTES: dict[str, tuple[tuple[TopicT, str], ...]] = {
 CHANGELOGS: list[TopicT] = []
 
 
-def node_state(node: str, copartitioned: bool = False) -> NodeState:
-    """A node's partition stores, with the node's changelog, forgotten when partitions are revoked."""
+def node_state(node: str, inputs: Sequence[str], copartitioned: bool = False) -> NodeState:
+    """A node's partition stores, with the node's changelog, forgotten when partitions are revoked,
+    and with `HOMEMIXER_STANDBY_REPLICAS` warm copies of the partitions next to each owned one."""
     topic = _raw_topic(f"{app.conf.id}-{node}-changelog", partitions=settings.partitions)
     CHANGELOGS.append(topic)
     changelog = KafkaChangelog(topic, settings.broker.removeprefix("kafka://"), settings.partitions)
@@ -69,7 +72,32 @@ def node_state(node: str, copartitioned: bool = False) -> NodeState:
         state.forget(revoked)
 
     app.on_partitions_revoked.connect(on_revoked)
+    if settings.standby_replicas > 0:
+        app.timer(STANDBY_INTERVAL_S, name=f"standby.{node}")(warm_standbys(state, inputs))
     return state
+
+
+# Standbys lag the owner by at most this, plus the replay of what arrived meanwhile.
+STANDBY_INTERVAL_S = 2.0
+
+
+def standby_partitions(owned: set[int], partitions: int, replicas: int) -> set[int]:
+    """The partitions after each owned one (wrapping around), up to `replicas`, not owned here."""
+    return {(p + i) % partitions for p in owned for i in range(1, replicas + 1)} - owned
+
+
+def warm_standbys(state: NodeState, inputs: Sequence[str]) -> Callable[[], Awaitable[None]]:
+    async def warm() -> None:
+        assignment = app.consumer.assignment()
+        for topic in inputs:
+            owned = {tp.partition for tp in assignment if tp.topic == topic}
+            if not owned:
+                continue
+            spare = standby_partitions(owned, settings.partitions, settings.standby_replicas)
+            await state.warm(TP(topic, p) for p in sorted(spare))
+        METRICS.set("homemixer_standby_partitions", state.standby_count, node=state.name)
+
+    return warm
 
 
 def all_topic_names() -> list[str]:

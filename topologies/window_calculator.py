@@ -25,7 +25,8 @@ from topologies.topics import internal_topic, node_state, sink_topics
 NODE = "window_calculator"
 WINDOWS_KEY = b"windows:content_metrics"
 
-state = node_state(NODE)
+by_tweet = internal_topic("engagements-by-tweet")
+state = node_state(NODE, [by_tweet.get_topic_name()])
 metrics_topic = sink_topics["content_metrics"]
 system_topic = sink_topics["system_events"]
 
@@ -83,4 +84,4 @@ def late_event(event: dict[str, object], watermark: int, now_ms: int) -> dict[st
     }
 
 
-app.agent(internal_topic("engagements-by-tweet"), name=NODE)(calculate_windows)
+app.agent(by_tweet, name=NODE)(calculate_windows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -19,6 +20,10 @@ class KafkaChangelog:
         self.topic = topic
         self._bootstrap = bootstrap
         self._partitions = partitions
+        # One reader per node, started on first use and reassigned per replay: a consumer start
+        # costs a metadata round trip, and standbys replay every few seconds.
+        self._reader: AIOKafkaConsumer | None = None
+        self._reader_lock = asyncio.Lock()
 
     async def append(self, partition: int, record: bytes) -> int:
         """Send one record for input `partition` and return its offset once the broker has it."""
@@ -30,9 +35,11 @@ class KafkaChangelog:
     async def replay(self, partition: int, after: int) -> AsyncIterator[tuple[int, bytes]]:
         """(offset, record) for every record of `partition` past `after`, up to the current end."""
         tp = TopicPartition(self.topic.get_topic_name(), partition % self._partitions)
-        consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
-        await consumer.start()
-        try:
+        async with self._reader_lock:
+            if self._reader is None:
+                self._reader = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
+                await self._reader.start()
+            consumer = self._reader
             consumer.assign([tp])
             end = (await consumer.end_offsets([tp]))[tp]
             if after + 1 >= end:
@@ -43,5 +50,3 @@ class KafkaChangelog:
                 for message in fetched.get(tp, []):
                     if message.value is not None:
                         yield message.offset, message.value
-        finally:
-            await consumer.stop()

@@ -195,3 +195,18 @@ def test_signals_boost_the_tweets_they_name(empty_broker: str, cluster: Cluster)
     assert found["6"]["signal.count.total"] == 1 and found["6"]["signal.boost.decayed.24h"] == 2.0
     expected = 2.0 * math.exp(-3_600_000 * math.log(2) / 1_800_000) + 1.0
     assert found["5"]["signal.boost.decayed.30m"] == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.slow
+def test_failover_to_a_worker_with_warm_standbys(empty_broker: str, cluster: Cluster) -> None:
+    events = engagement_stream(2000, seed=5)
+    workers = [cluster.start_worker(name, HOMEMIXER_STANDBY_REPLICAS="1") for name in ("w1", "w2")]
+    produce_engagements(cluster, events[:1000])
+    read_until_matches(cluster, reference_features(events[:1000]))
+    deadline = time.monotonic() + 30
+    while not all(w.metric("homemixer_standby_partitions", node="aggregator") > 0 for w in workers):
+        assert time.monotonic() < deadline, "standbys were never warmed"
+        time.sleep(0.5)
+    workers[0].kill()
+    produce_engagements(cluster, events[1000:] + events[:50])
+    read_until_matches(cluster, reference_features(events), timeout=120)

@@ -99,3 +99,11 @@ def test_a_store_rebuilt_from_changelog_records_equals_the_original(tmp_path: Pa
     keys = [b"k0", b"k1", b"k2", b"k3", b"k4"]
     assert [replica.get(k) for k in keys] == [original.get(k) for k in keys] == [None, b"1", b"2", b"3", b"4"]
     assert replica.applied_offset("t") == 4 and replica.changelog_offset() == 4
+
+
+def test_standby_partitions_follow_each_owned_one_and_wrap() -> None:
+    from topologies.topics import standby_partitions
+
+    assert standby_partitions({0, 1}, 4, 1) == {2}
+    assert standby_partitions({3}, 4, 2) == {0, 1}
+    assert standby_partitions({0, 1, 2, 3}, 4, 1) == set()
