@@ -69,6 +69,8 @@ class Settings:
     # the first join take 30 s there (FIELD_NOTES). Production keeps Faust's defaults.
     fast_rebalance: bool = False
     app_id: str = "homemixer"
+    # Stops the ranking bandit from learning: every bucket keeps its current strategy odds.
+    freeze_learning: bool = False
     # Standby copies each worker keeps warm next to each partition it owns (0: none).
     standby_replicas: int = 0
     # Each worker that accepts posts needs its own Snowflake worker id (0..1023).
@@ -101,6 +103,7 @@ class Settings:
             partitions=_int(env, "HOMEMIXER_PARTITIONS", DEFAULT_PARTITIONS),
             fast_rebalance=env.get("HOMEMIXER_FAST_REBALANCE", "") in ("1", "true", "yes"),
             app_id=env.get("HOMEMIXER_APP_ID", "homemixer"),
+            freeze_learning=env.get("HOMEMIXER_FREEZE_LEARNING", "") in ("1", "true", "yes"),
             standby_replicas=_int(env, "HOMEMIXER_STANDBY_REPLICAS", 0),
             snowflake_worker=_int(env, "HOMEMIXER_SNOWFLAKE_WORKER", 0),
             dev_login=env.get("HOMEMIXER_DEV_LOGIN", "") in ("1", "true", "yes"),

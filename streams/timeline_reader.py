@@ -60,16 +60,19 @@ class TimelineReader:
                 raise NotReady("timelines are being restored after a Redis loss; retry shortly")
             await asyncio.sleep(READY_POLL_S)
 
-    async def latest(self, user_id: int, limit: int, max_id: int | None, now_ms: int) -> TimelineResponse:
+    async def prepare(self, user_id: int, now_ms: int) -> tuple[UserContext, bool]:
+        """Wait for the Redis view, mark the user active, and rebuild the timeline if it is missing
+        or the user was inactive; the flag says whether it was rebuilt."""
         await self.wait_ready()
         context = await self._reads.user_context(user_id)
         await self._reads.mark_active(user_id, now_ms)
-        rebuilt = False
-        if not is_active(context.last_active_ms, now_ms, self._active_days) or not await self._store.exists(
-            user_id
-        ):
-            await self.rebuild(user_id, context)
-            rebuilt = True
+        if is_active(context.last_active_ms, now_ms, self._active_days) and await self._store.exists(user_id):
+            return context, False
+        await self.rebuild(user_id, context)
+        return context, True
+
+    async def latest(self, user_id: int, limit: int, max_id: int | None, now_ms: int) -> TimelineResponse:
+        context, rebuilt = await self.prepare(user_id, now_ms)
         pushed = await self._store.read(user_id, limit + OVERFETCH, max_id) or []
         pulled = await self._reads.authored(sorted(context.celebrities), limit + OVERFETCH, max_id)
         candidates = [*pushed, *(t for ids in pulled.values() for t in ids)]

@@ -2,7 +2,8 @@
 
 Consumes: the parser's engagement routes, keyed by tweet, author and user. Emits: one feature
 vector per entity the batch updated, stamped with the entity's event-time high-water mark, and
-the ranker's view of it to Redis (`hm:f:<entity>`; `hm:ni:<user>` for `not_interested`).
+the ranker's view of it to Redis (`hm:f:<entity>`; `hm:ni:<user>` for `not_interested`), and
+credits positive engagements on ranked-served tweets to the bucket and strategy that served them.
 Keeps: per entity, the undecayed totals and the decayed values as of that mark (decayed lazily,
 as Twitter's real-time aggregates are).
 """
@@ -27,6 +28,7 @@ from streams.aggregates import (
 from streams.app import app, redis_client, settings
 from streams.feature_registry import PERFORMANCE_ENTITIES
 from streams.node import BATCH_MAX, BATCH_WITHIN_S, fresh_events
+from streams.ranked_reader import POSITIVE_KINDS, record_feedback
 from streams.serving_view import ServingWrites
 from streams.sink import SinkBatch
 from topologies.topics import ROUTES, node_state, sink_topics
@@ -75,6 +77,7 @@ async def process_batch(messages: Sequence[EventT[bytes]], route: str) -> None:
     batch = fresh_events(state, messages)
     outputs = SinkBatch()
     writes = ServingWrites(redis_client(), settings.timeline_max)
+    feedback: list[tuple[int, int]] = []
     for part in batch.partitions.values():
         touched: dict[Entity, DecayedCounts] = {}
         for event in part.events:
@@ -84,8 +87,11 @@ async def process_batch(messages: Sequence[EventT[bytes]], route: str) -> None:
                     stored = part.store.get(_state_key(entity))
                     counts = None if stored is None else decode(stored)
                 touched[entity] = apply(counts, event["type"], event["ts"])
-            if event["type"] == "not_interested" and route == USER_ROUTE:
-                writes.not_interested(event["user_id"], event["author_id"])
+            if route == USER_ROUTE:
+                if event["type"] == "not_interested":
+                    writes.not_interested(event["user_id"], event["author_id"])
+                elif event["type"] in POSITIVE_KINDS:
+                    feedback.append((event["user_id"], event["tweet_id"]))
         for entity, counts in touched.items():
             part.store.put(_state_key(entity), encode(counts))
             features = with_performance(entity[0], feature_vector(counts, counts.last_ts))
@@ -98,6 +104,7 @@ async def process_batch(messages: Sequence[EventT[bytes]], route: str) -> None:
             outputs.add(features_topic, f"{entity[0]}:{entity[1]}", vector)
             writes.features(entity[0], entity[1], scoring_fields(features, counts.last_ts))
     await writes.execute()
+    await record_feedback(redis_client(), feedback)
     await outputs.send_and_wait()
     await state.commit(batch.last_offsets)
 

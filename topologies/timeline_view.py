@@ -24,6 +24,7 @@ from streams.http_rules import (
     parse_new_tweet,
     too_many_requests,
 )
+from streams.ranked_reader import RankedReader
 from streams.serving_view import ServingReads
 from streams.snowflake import SnowflakeGenerator
 from streams.timeline_reader import NotReady, TimelineReader
@@ -48,6 +49,13 @@ def reader() -> TimelineReader:
     )
 
 
+def ranked_reader() -> RankedReader:
+    redis = redis_client()
+    return RankedReader(
+        redis, reader(), TimelineStore(redis, settings.timeline_max), settings.freeze_learning
+    )
+
+
 def refuse(view: View, err: HttpError) -> Response:
     return view.json(error_body(err), status=err.status, headers=dict(err.headers))
 
@@ -63,13 +71,15 @@ class Timelines(View):
         wait = read_limiter.allow(query.user_id, time.monotonic())
         if wait is not None:
             return refuse(self, too_many_requests(wait, "timeline reads"))
-        if query.mode == "ranked":
-            return refuse(self, HttpError(501, "mode=ranked is not available yet; use mode=latest"))
+        now_ms = int(time.time() * 1000)
         try:
-            page = await reader().latest(query.user_id, query.limit, query.max_id, int(time.time() * 1000))
+            if query.mode == "ranked":
+                body = await ranked_reader().ranked(query.user_id, query.limit, query.max_id, now_ms)
+            else:
+                body = (await reader().latest(query.user_id, query.limit, query.max_id, now_ms)).to_json()
         except NotReady as exc:
             return refuse(self, HttpError(503, str(exc), (("Retry-After", str(RETRY_NOT_READY_S)),)))
-        return self.json(page.to_json())
+        return self.json(body)
 
 
 @app.page("/tweets")

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, cast
 
 from faust.web import Request, Response, View
 
-from streams.app import app
+from streams.app import app, redis_client
+from streams.codec import encode_json
 from streams.metrics import METRICS
+from streams.ranked_reader import bucket_metrics
+from topologies.topics import sink_topics
+
+AB_REPORT_INTERVAL_S = 60.0
+METRICS.describe("homemixer_ab_served", "gauge", "Ranked items served per A/B bucket.")
+METRICS.describe("homemixer_ab_engaged", "gauge", "Positive engagements on ranked items per A/B bucket.")
+METRICS.describe("homemixer_ab_rate", "gauge", "Engagements per served ranked item per A/B bucket.")
 
 
 @app.page("/healthz")
@@ -23,4 +32,22 @@ class Healthz(View):
 @app.page("/metrics")
 class Metrics(View):
     async def get(self, request: Request) -> Response:
+        for bucket, values in (await bucket_metrics(redis_client())).items():
+            for name, value in values.items():
+                METRICS.set(f"homemixer_ab_{name}", value, bucket=bucket)
         return self.text(METRICS.render(), content_type="text/plain; version=0.0.4")
+
+
+async def report_ab_metrics() -> None:
+    """Per-bucket engagement of ranked timelines to `system_events`, once a minute (leader only)."""
+    metrics = await bucket_metrics(redis_client())
+    event = {
+        "type": "ab_metrics",
+        "ts": int(time.time() * 1000),
+        "source": "mixer",
+        "attributes": {f"{b}.{k}": f"{v:g}" for b, values in metrics.items() for k, v in values.items()},
+    }
+    await sink_topics["system_events"].send(key=b"mixer", value=encode_json(event))
+
+
+app.timer(AB_REPORT_INTERVAL_S, on_leader=True, name="ab_metrics")(report_ab_metrics)

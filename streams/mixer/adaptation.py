@@ -1,0 +1,185 @@
+"""Adaptation: A/B buckets, and a Thompson-sampling bandit over named weight vectors.
+
+Choice: a bandit over a few named strategies (weight vectors), not an online learner of the
+weights themselves. Feedback on a served tweet says whether the page engaged the viewer, not which
+weight was wrong, so a learner of seven weights from that signal would need many more impressions
+than choosing among four reasonable vectors, and a strategy stays a readable name in every log
+line and response. Each (bucket, strategy) arm is Bernoulli: a served tweet is engaged or not;
+the posterior is Beta(PRIOR + engaged, PRIOR + served - engaged), and each request samples every
+arm's rate and takes the highest (Thompson sampling), which explores exactly as long as the arms'
+posteriors overlap.
+
+- Buckets: `bucket_of` hashes the user id with blake2b (stable across processes and releases,
+  unlike Python's `hash`); `control` always ranks with Twitter's weights, `adaptive` learns.
+- State: per bucket, counts only (served and engaged per strategy), so every update is an
+  increment (`feedback_increments`): concurrent servers may HINCRBYFLOAT them into one Redis hash.
+- Freeze: `freeze` snapshots the evidence; a frozen bucket always serves the snapshot's best
+  tried arm (posterior mean; control's strategy if none was tried) while its metrics keep
+  counting. `unfreeze` learns again from all counts.
+- Metrics: `metrics()`, per bucket: served, engaged, rate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
+
+from streams.mixer.scoring import TWITTER_WEIGHTS
+
+STRATEGIES: Final[Mapping[str, Mapping[str, float]]] = MappingProxyType(
+    {
+        "twitter": TWITTER_WEIGHTS,
+        # Light engagement counts for more: likes and retweets x10 and x5.
+        "engagement-heavy": MappingProxyType({**TWITTER_WEIGHTS, "like": 5.0, "retweet": 5.0}),
+        # Conversation: replies count double.
+        "conversation-heavy": MappingProxyType({**TWITTER_WEIGHTS, "reply": 27.0}),
+        # Avoid complaints: negative feedback and reports count double.
+        "cautious": MappingProxyType({**TWITTER_WEIGHTS, "not_interested": -148.0, "report": -738.0}),
+    }
+)
+
+CONTROL: Final = "control"
+ADAPTIVE: Final = "adaptive"
+BUCKETS: Final[tuple[str, ...]] = (CONTROL, ADAPTIVE)
+CONTROL_STRATEGY: Final = "twitter"
+# Changing the salt reshuffles every user into new buckets: one salt per experiment.
+EXPERIMENT_SALT: Final = "homemixer-ranked-v1"
+# Beta(1, 1): no opinion on any arm; a few hundred served tweets outweigh it.
+PRIOR: Final = 1.0
+
+
+def bucket_of(user_id: int, buckets: Sequence[str] = BUCKETS, salt: str = EXPERIMENT_SALT) -> str:
+    """The user's A/B bucket: blake2b of salt and id, the same in every process and release."""
+    digest = hashlib.blake2b(f"{salt}:{user_id}".encode(), digest_size=8).digest()
+    return buckets[int.from_bytes(digest, "big") % len(buckets)]
+
+
+def feedback_increments(strategy: str, served: float, engaged: float) -> dict[str, float]:
+    """The hash-field increments `record_feedback` applies: what a Redis writer HINCRBYFLOATs."""
+    return {f"{strategy}.served": served, f"{strategy}.engaged": engaged}
+
+
+@dataclass(slots=True)
+class Arm:
+    served: float = 0.0
+    engaged: float = 0.0
+
+    def posterior(self) -> tuple[float, float]:
+        return PRIOR + self.engaged, PRIOR + max(0.0, self.served - self.engaged)
+
+    def mean(self) -> float:
+        a, b = self.posterior()
+        return a / (a + b)
+
+
+@dataclass(slots=True)
+class BucketState:
+    arms: dict[str, Arm]
+    # The arms' evidence when the bucket was frozen; None while it learns.
+    frozen_arms: dict[str, Arm] | None = None
+
+    @property
+    def frozen(self) -> bool:
+        return self.frozen_arms is not None
+
+    def evidence(self) -> dict[str, Arm]:
+        return self.frozen_arms if self.frozen_arms is not None else self.arms
+
+    def to_dict(self) -> dict[str, float]:
+        out = {"frozen": 1.0 if self.frozen else 0.0}
+        for name, arm in self.arms.items():
+            out.update(feedback_increments(name, arm.served, arm.engaged))
+        for name, arm in (self.frozen_arms or {}).items():
+            out.update(
+                {f"frozen.{k}": v for k, v in feedback_increments(name, arm.served, arm.engaged).items()}
+            )
+        return out
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, float], strategies: Sequence[str]) -> BucketState:
+        def arms(prefix: str) -> dict[str, Arm]:
+            return {
+                s: Arm(values.get(f"{prefix}{s}.served", 0.0), values.get(f"{prefix}{s}.engaged", 0.0))
+                for s in strategies
+            }
+
+        return cls(arms(""), arms("frozen.") if values.get("frozen", 0.0) else None)
+
+
+class Adaptation:
+    """Buckets, strategies and their learning state; pure: randomness comes in as an `rng`."""
+
+    def __init__(
+        self,
+        strategies: Mapping[str, Mapping[str, float]] = STRATEGIES,
+        buckets: Sequence[str] = BUCKETS,
+        learning: Sequence[str] = (ADAPTIVE,),
+        control_strategy: str = CONTROL_STRATEGY,
+        state: Mapping[str, Mapping[str, float]] | None = None,
+    ) -> None:
+        if control_strategy not in strategies:
+            raise ValueError(f"unknown control strategy {control_strategy!r}")
+        if not set(learning) <= set(buckets):
+            raise ValueError(f"learning buckets {list(learning)} are not all in {list(buckets)}")
+        self.strategies = strategies
+        self.buckets = tuple(buckets)
+        self.learning = frozenset(learning)
+        self.control_strategy = control_strategy
+        state = state or {}
+        self.state = {b: BucketState.from_dict(state.get(b, {}), list(strategies)) for b in self.buckets}
+
+    def bucket_of(self, user_id: int) -> str:
+        return bucket_of(user_id, self.buckets)
+
+    def choose(self, bucket: str, rng: random.Random) -> str:
+        """The strategy for one request: Thompson sampling in a learning bucket, else control."""
+        if bucket not in self.learning:
+            return self.control_strategy
+        state = self.state[bucket]
+        arms = state.evidence()
+        if state.frozen:
+            # The best arm that was served at all: an untried arm's mean is only the prior's.
+            tried = [s for s, arm in arms.items() if arm.served > 0]
+            return max(tried, key=lambda s: arms[s].mean()) if tried else self.control_strategy
+        return max(arms, key=lambda s: rng.betavariate(*arms[s].posterior()))
+
+    def plan(self, user_id: int, rng: random.Random) -> tuple[str, str, Mapping[str, float]]:
+        """(bucket, strategy, weights) for a request: the fields of `components.Query`."""
+        bucket = self.bucket_of(user_id)
+        strategy = self.choose(bucket, rng)
+        return bucket, strategy, self.strategies[strategy]
+
+    def record_feedback(self, bucket: str, strategy: str, served_count: float, engaged_count: float) -> None:
+        """`served_count` tweets served by `strategy` in `bucket`, `engaged_count` of them engaged."""
+        if strategy not in self.strategies:
+            raise ValueError(f"unknown strategy {strategy!r}")
+        arm = self.state[bucket].arms[strategy]
+        arm.served += served_count
+        arm.engaged += engaged_count
+
+    def freeze(self, bucket: str | None = None) -> None:
+        for b in [bucket] if bucket else self.buckets:
+            state = self.state[b]
+            if state.frozen_arms is None:
+                state.frozen_arms = {s: Arm(a.served, a.engaged) for s, a in state.arms.items()}
+
+    def unfreeze(self, bucket: str | None = None) -> None:
+        for b in [bucket] if bucket else self.buckets:
+            self.state[b].frozen_arms = None
+
+    def metrics(self) -> dict[str, dict[str, float]]:
+        """Per bucket: tweets served, engaged, and the engagement rate."""
+        out = {}
+        for b, state in self.state.items():
+            served = sum(a.served for a in state.arms.values())
+            engaged = sum(a.engaged for a in state.arms.values())
+            out[b] = {"served": served, "engaged": engaged, "rate": engaged / served if served else 0.0}
+        return out
+
+    def to_dict(self) -> dict[str, dict[str, float]]:
+        """Bucket -> flat numbers: one Redis hash per bucket (`hm:adapt:<bucket>`)."""
+        return {b: state.to_dict() for b, state in self.state.items()}

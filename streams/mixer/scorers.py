@@ -1,0 +1,41 @@
+"""The scorer component: calibrated engagement probabilities, weighted by the query's weights."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+from streams.mixer.components import Candidate, Query, Scorer, ScoreResult
+from streams.mixer.scoring import ScoringModel, predict, score
+
+# How many kinds a reason names: the ones that add most to the score.
+REASON_KINDS: Final = 2
+
+
+def percent(p: float) -> str:
+    """4% above one percent, 0.4% below, so that small but weighty kinds still read as nonzero."""
+    return f"{p * 100:.0f}%" if p >= 0.01 else f"{p * 100:.1f}%"
+
+
+def prediction_reason(predictions: Mapping[str, float], weights: Mapping[str, float]) -> str:
+    """'predicted like 4%, reply 1%': the kinds with the largest positive weighted contribution."""
+    contributions = sorted(
+        ((w * predictions[k], k) for k, w in weights.items() if w > 0 and k in predictions), reverse=True
+    )
+    named = [f"{k.replace('_', ' ')} {percent(predictions[k])}" for _, k in contributions[:REASON_KINDS]]
+    return "predicted " + ", ".join(named) if named else "no positive prediction"
+
+
+class EngagementScorer(Scorer):
+    """`score(predict(features), query.weights)`: the heavy ranker's weighted sum."""
+
+    def __init__(self, model: ScoringModel, name: str = "WeightedEngagement") -> None:
+        super().__init__(name)
+        self.model = model
+
+    def score(self, query: Query, candidates: Sequence[Candidate]) -> list[ScoreResult]:
+        results = []
+        for c in candidates:
+            p = predict(c.features, self.model)
+            results.append(ScoreResult(score(p, query.weights), p, prediction_reason(p, query.weights)))
+        return results

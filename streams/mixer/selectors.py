@@ -1,0 +1,113 @@
+"""The ranked mixer's selectors: Twitter's heuristics after the heavy ranker.
+
+Selectors take candidates in page order and return them in page order. The rescaling ones change
+`score` in place and re-sort (stably); `scale` keeps a multiplier's meaning for negative scores,
+where multiplying by 0.25 would lift a candidate the ranker expects complaints about.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Final
+
+from streams.mixer.components import Candidate, Query, Selector, SelectorResult
+
+# Twitter's author diversity: an author's n-th candidate (n from 0) is scaled by
+# (1 - FLOOR) * DECAY**n + FLOOR: 1, 0.625, 0.4375, ... never below a quarter.
+AUTHOR_DIVERSITY_FLOOR: Final = 0.25
+AUTHOR_DIVERSITY_DECAY: Final = 0.5
+# Twitter's rule: at most 2 out-of-network tweets in a row.
+MAX_OUT_OF_NETWORK_IN_ROW: Final = 2
+# Trending boost: score * (1 + FACTOR * signal boost), at most x MAX. A signal's weight is one
+# "unit" of news; ten units of (24h-decayed) signal double a tweet's score, and nothing more does.
+TRENDING_BOOST_FACTOR: Final = 0.1
+TRENDING_MAX_MULTIPLIER: Final = 2.0
+
+
+def scale(score: float, factor: float) -> float:
+    """Moves `score` the way `factor` means (> 1 up, < 1 down) whatever the score's sign."""
+    if factor <= 0:
+        raise ValueError(f"a score factor must be > 0, got {factor}")
+    return score * factor if score >= 0 else score / factor
+
+
+def by_score(candidates: Sequence[Candidate]) -> list[Candidate]:
+    return sorted(candidates, key=lambda c: c.score, reverse=True)
+
+
+def author_diversity_multiplier(n: int, floor: float = AUTHOR_DIVERSITY_FLOOR) -> float:
+    return (1.0 - floor) * AUTHOR_DIVERSITY_DECAY**n + floor
+
+
+class AuthorDiversitySelector(Selector):
+    """Scales each author's n-th best candidate by `author_diversity_multiplier(n)`, re-sorts."""
+
+    def __init__(self, floor: float = AUTHOR_DIVERSITY_FLOOR, name: str = "AuthorDiversity") -> None:
+        super().__init__(name)
+        self.floor = floor
+
+    def select(self, query: Query, candidates: Sequence[Candidate]) -> SelectorResult:
+        seen: Counter[int] = Counter()
+        for c in by_score(candidates):
+            n = seen[c.author_id]
+            seen[c.author_id] += 1
+            if n:
+                m = author_diversity_multiplier(n, self.floor)
+                c.score = scale(c.score, m)
+                c.reasons.append(f"author's tweet #{n + 1} here, x{m:.2f}")
+        return SelectorResult(by_score(candidates))
+
+
+class TrendingBoostSelector(Selector):
+    """Scales by 1 + factor * signal boost (capped): real-time signals outrank slow counts."""
+
+    def __init__(
+        self,
+        factor: float = TRENDING_BOOST_FACTOR,
+        max_multiplier: float = TRENDING_MAX_MULTIPLIER,
+        name: str = "TrendingBoost",
+    ) -> None:
+        super().__init__(name)
+        self.factor = factor
+        self.max_multiplier = max_multiplier
+
+    def multiplier(self, signal_boost: float) -> float:
+        return min(1.0 + self.factor * max(0.0, signal_boost), self.max_multiplier)
+
+    def select(self, query: Query, candidates: Sequence[Candidate]) -> SelectorResult:
+        for c in candidates:
+            m = self.multiplier(c.features.signal_boost)
+            if m > 1.0:
+                c.score = scale(c.score, m)
+                c.reasons.append(f"trending boost x{m:.2f}")
+        return SelectorResult(by_score(candidates))
+
+
+class OutOfNetworkSelector(Selector):
+    """Keeps the order but never lets more than `max_in_row` out-of-network tweets run: the best
+    remaining in-network tweet moves up to break a run. When none is left, the rest of a run
+    cannot be placed and is dropped (usually far below the page limit)."""
+
+    def __init__(self, max_in_row: int = MAX_OUT_OF_NETWORK_IN_ROW, name: str = "OutOfNetwork") -> None:
+        super().__init__(name)
+        if max_in_row < 1:
+            raise ValueError(f"max_in_row must be >= 1, got {max_in_row}")
+        self.max_in_row = max_in_row
+
+    def select(self, query: Query, candidates: Sequence[Candidate]) -> SelectorResult:
+        remaining = list(candidates)
+        selected: list[Candidate] = []
+        run = 0
+        while remaining:
+            i = 0
+            if run >= self.max_in_row and not remaining[0].in_network:
+                i = next((j for j, c in enumerate(remaining) if c.in_network), -1)
+                if i < 0:
+                    why = f"more than {self.max_in_row} out-of-network in a row and no in-network left"
+                    return SelectorResult(selected, {c.tweet_id: why for c in remaining})
+                remaining[i].reasons.append(f"moved up: at most {self.max_in_row} out-of-network in a row")
+            c = remaining.pop(i)
+            selected.append(c)
+            run = 0 if c.in_network else run + 1
+        return SelectorResult(selected)

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from streams.aggregates import ENGAGEMENT_TYPES
+from streams.mixer.calibration import Platt
+from streams.mixer.features import (
+    KINDS,
+    CandidateFeatures,
+    EntityCounts,
+    HomeFeatures,
+    decayed_boost,
+    entity_counts,
+    tweet_age_ms,
+)
+from streams.mixer.scorers import percent, prediction_reason
+from streams.mixer.scoring import (
+    DEFAULT_PRIORS,
+    HOUR_MS,
+    TWITTER_WEIGHTS,
+    ScoringModel,
+    predict,
+    raw_prediction,
+    score,
+)
+from streams.snowflake import snowflake_at
+
+DAY_MS = 86_400_000
+
+
+def test_every_kind_is_an_engagement_type_of_the_schema() -> None:
+    assert set(KINDS) <= set(ENGAGEMENT_TYPES)
+    assert set(TWITTER_WEIGHTS) == set(KINDS) == set(DEFAULT_PRIORS)
+
+
+def test_twitters_published_weights() -> None:
+    assert dict(TWITTER_WEIGHTS) == {
+        "like": 0.5,
+        "retweet": 1.0,
+        "reply": 13.5,
+        "profile_click": 12.0,
+        "click": 11.0,
+        "not_interested": -74.0,
+        "report": -369.0,
+    }
+
+
+def test_score_is_the_weighted_sum() -> None:
+    p = {
+        "like": 0.1,
+        "retweet": 0.02,
+        "reply": 0.01,
+        "profile_click": 0.03,
+        "click": 0.05,
+        "not_interested": 0.002,
+        "report": 0.0001,
+    }
+    # 0.05 + 0.02 + 0.135 + 0.36 + 0.55 - 0.148 - 0.0369
+    assert score(p, TWITTER_WEIGHTS) == pytest.approx(0.9301)
+    with pytest.raises(KeyError):
+        score({"like": 0.1}, TWITTER_WEIGHTS)
+
+
+def test_no_evidence_predicts_the_prior() -> None:
+    fresh = CandidateFeatures(tweet_id=1, author_id=2, in_network=True)
+    assert predict(fresh, ScoringModel()) == pytest.approx(dict(DEFAULT_PRIORS))
+
+
+def test_raw_prediction_by_hand() -> None:
+    f = CandidateFeatures(
+        tweet_id=1,
+        author_id=2,
+        in_network=True,
+        author=EntityCounts({"like": 10.0}, 100.0),
+        tweet=EntityCounts({"like": 6.0}, 50.0),
+        user=EntityCounts({"like": 9.0}, 100.0),
+        user_author=EntityCounts({"like": 2.0}, 10.0),
+        age_ms=12 * HOUR_MS,
+    )
+    author = (10 + 100 * 0.03) / (100 + 100)  # 0.065
+    tweet = (6 + 50 * author) / (50 + 50)  # 0.0925
+    lift = ((9 + 200 * 0.03) / (100 + 200)) / 0.03  # 0.05 / 0.03
+    pair = (2 + 20 * tweet * lift) / (10 + 20)
+    recency = 0.1 + 0.9 * 0.5  # one recency half-life old
+    assert raw_prediction(f, "like", ScoringModel()) == pytest.approx(pair * recency)
+    assert pair * recency == pytest.approx(0.0931944, abs=1e-6)
+
+
+def test_recency_spares_negative_kinds() -> None:
+    old = CandidateFeatures(tweet_id=1, author_id=2, in_network=True, age_ms=10 * DAY_MS)
+    model = ScoringModel()
+    assert raw_prediction(old, "not_interested", model) == pytest.approx(0.001)
+    assert raw_prediction(old, "like", model) == pytest.approx(0.03 * (0.1 + 0.9 * 0.5**20))
+
+
+def test_platt_calibration_is_applied_per_kind() -> None:
+    fresh = CandidateFeatures(tweet_id=1, author_id=2, in_network=True)
+    model = ScoringModel(priors={"like": 0.2}, calibration={"like": Platt(2.0, -1.0)})
+    # sigmoid(2 logit(0.2) - 1) = 1 / (1 + ((1 - 0.2) / 0.2)**2 * e)
+    assert predict(fresh, model) == {"like": pytest.approx(1 / (1 + 16 * math.e))}
+
+
+def test_entity_counts_decay_to_the_request_clock() -> None:
+    stored = {"like": 8.0, "reply": 2.0, "impression": 16.0, "ts": 0.0, "bookmark": 5.0}
+    counts = entity_counts(stored, now_ms=DAY_MS)
+    assert counts.counts == {"like": pytest.approx(4.0), "reply": pytest.approx(1.0)}
+    assert counts.impressions == pytest.approx(8.0)
+    assert counts.count("report") == 0.0
+    assert entity_counts({}, now_ms=DAY_MS) == EntityCounts()
+    signal = {HomeFeatures.SIGNAL_BOOST: 6.0, HomeFeatures.TS: float(DAY_MS)}
+    assert decayed_boost(signal, now_ms=3 * DAY_MS) == pytest.approx(1.5)
+
+
+def test_tweet_age_from_its_snowflake() -> None:
+    tweet = snowflake_at(1_700_000_000_000, worker=3, sequence=9)
+    assert tweet_age_ms(tweet, 1_700_000_060_000) == 60_000.0
+    assert tweet_age_ms(tweet, 1_699_999_999_000) == 0.0
+
+
+def test_prediction_reason_names_the_largest_weighted_kinds() -> None:
+    p = {k: 0.0 for k in KINDS} | {"like": 0.04, "reply": 0.01, "click": 0.005, "report": 0.5}
+    # weighted: like 0.02, reply 0.135, click 0.055
+    assert prediction_reason(p, TWITTER_WEIGHTS) == "predicted reply 1%, click 0.5%"
+    assert percent(0.04) == "4%" and percent(0.004) == "0.4%"
