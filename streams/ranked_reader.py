@@ -42,6 +42,20 @@ def _floats(raw: dict[bytes, bytes]) -> dict[str, float]:
     return {k.decode(): float(v) for k, v in raw.items()}
 
 
+# HGETALL of many keys in one script call: a pipeline of 1,500 commands spends most of a ranked
+# request packing and unpacking them in Python; one call returns the same rows, parsed in C.
+HGETALL_MANY = (
+    "local out = {} for i, key in ipairs(KEYS) do out[i] = redis.call('HGETALL', key) end return out"
+)
+
+
+async def hgetall_many(redis: Redis, keys: Sequence[str]) -> list[dict[bytes, bytes]]:
+    if not keys:
+        return []
+    flat: list[list[bytes]] = await redis.eval(HGETALL_MANY, len(keys), *keys)
+    return [dict(zip(row[::2], row[1::2], strict=True)) for row in flat]
+
+
 class RedisCandidates:
     def __init__(self, redis: Redis, store: TimelineStore, reads: ServingReads, context: UserContext) -> None:
         self._redis = redis
@@ -93,20 +107,23 @@ class RedisHydrator:
     async def hydrate(
         self, query: Query, viewer: ViewerContext, items: Sequence[SourceItem]
     ) -> Sequence[CandidateFeatures]:
-        pipe = self._redis.pipeline(transaction=False)
+        keys = []
         for item in items:
-            pipe.hgetall(tweet_key(item.tweet_id))
-            pipe.hgetall(features_key("tweet", str(item.tweet_id)))
-            pipe.hgetall(features_key("signal", str(item.tweet_id)))
-        tweet_rows = await pipe.execute()
-        tweets = [tweet_rows[i * 3 : i * 3 + 3] for i in range(len(items))]
+            keys += [
+                tweet_key(item.tweet_id),
+                features_key("tweet", str(item.tweet_id)),
+                features_key("signal", str(item.tweet_id)),
+            ]
+        rows = await hgetall_many(self._redis, keys)
+        tweets = [rows[i * 3 : i * 3 + 3] for i in range(len(items))]
         authors = sorted({int(row[0][b"author_id"]) for row in tweets if row[0]})
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.hgetall(features_key("user", str(query.user_id)))
+        viewer_keys = [features_key("user", str(query.user_id))]
         for author in authors:
-            pipe.hgetall(features_key("author", str(author)))
-            pipe.hgetall(features_key("user_author", HomeFeatures.user_author_id(query.user_id, author)))
-        user_row, *author_rows = await pipe.execute()
+            viewer_keys.append(features_key("author", str(author)))
+            viewer_keys.append(
+                features_key("user_author", HomeFeatures.user_author_id(query.user_id, author))
+            )
+        user_row, *author_rows = await hgetall_many(self._redis, viewer_keys)
         user_counts = entity_counts(_floats(user_row), query.now_ms)
         author_counts = {
             a: entity_counts(_floats(author_rows[2 * i]), query.now_ms) for i, a in enumerate(authors)

@@ -102,29 +102,35 @@ def recency(age_ms: float, model: ScoringModel) -> float:
     return model.recency_floor + (1.0 - model.recency_floor) * fresh
 
 
-def raw_prediction(features: CandidateFeatures, kind: str, model: ScoringModel) -> float:
-    """The uncalibrated estimate of one kind (module docstring), clipped into [EPS, 1 - EPS]."""
+def raw_prediction(
+    features: CandidateFeatures, kind: str, model: ScoringModel, fresh: float | None = None
+) -> float:
+    """The uncalibrated estimate of one kind (module docstring), clipped into [EPS, 1 - EPS].
+    `fresh` is `recency(features.age_ms, model)` when the caller has it already."""
     prior = model.priors[kind]
     author = _shrunk(features.author, kind, model.author_pseudo, prior)
     tweet = _shrunk(features.tweet, kind, model.tweet_pseudo, author)
     lift = _shrunk(features.user, kind, model.user_pseudo, prior) / prior
     pair = _shrunk(features.user_author, kind, model.affinity_pseudo, tweet * lift)
     if kind not in NEGATIVE_KINDS:
-        pair *= recency(features.age_ms, model)
+        pair *= recency(features.age_ms, model) if fresh is None else fresh
     return min(max(pair, EPS), 1.0 - EPS)
 
 
 def raw_predictions(features: CandidateFeatures, model: ScoringModel) -> dict[str, float]:
-    return {kind: raw_prediction(features, kind, model) for kind in model.priors}
+    # Recency is the same for every kind of one candidate: computed once (the ranker's hot loop).
+    fresh = recency(features.age_ms, model)
+    return {kind: raw_prediction(features, kind, model, fresh) for kind in model.priors}
 
 
 def predict(features: CandidateFeatures, model: ScoringModel) -> dict[str, float]:
     """Calibrated probability of each kind of engagement if the viewer is shown the tweet."""
-    identity = Platt()
-    return {
-        kind: model.calibration.get(kind, identity).apply(raw)
-        for kind, raw in raw_predictions(features, model).items()
-    }
+    raw = raw_predictions(features, model)
+    # Uncalibrated kinds skip the identity's logit and sigmoid: most of a request's math.
+    for kind, platt in model.calibration.items():
+        if kind in raw and (platt.a, platt.b) != (1.0, 0.0):
+            raw[kind] = platt.apply(raw[kind])
+    return raw
 
 
 def score(p: Mapping[str, float], weights: Mapping[str, float]) -> float:
