@@ -11,6 +11,7 @@ from typing import Any
 import faust
 from redis.asyncio import Redis
 
+from streams.batch_transport import batch_broker_url
 from streams.settings import Settings
 
 settings = Settings.from_env()
@@ -18,7 +19,8 @@ settings = Settings.from_env()
 
 def faust_config(s: Settings) -> dict[str, Any]:
     config: dict[str, Any] = {
-        "broker": s.broker,
+        # The same brokers through our batch-delivering transport (streams/batch_transport.py).
+        "broker": batch_broker_url(s.broker),
         "datadir": str(s.data_dir / "faust"),
         "topic_partitions": s.partitions,
         "topic_replication_factor": 1,

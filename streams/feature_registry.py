@@ -92,6 +92,15 @@ ACTIVITY_FEATURES = (
     Feature("context.device.<device>.total", ("user",), "double", "activity events from each device"),
 )
 
+VELOCITY_FEATURES = (
+    Feature(
+        "velocity.5m",
+        ("tweet",),
+        "double",
+        "engagements of the tweet in the 5 minutes up to its latest one (1-minute hops, event time)",
+    ),
+)
+
 SIGNAL_FEATURES = (
     *(
         Feature(
@@ -111,6 +120,7 @@ REGISTRY: tuple[Feature, ...] = (
     *SOCIAL_FEATURES,
     *ACTIVITY_FEATURES,
     *SIGNAL_FEATURES,
+    *VELOCITY_FEATURES,
 )
 
 
@@ -123,7 +133,8 @@ def render_markdown() -> str:
         "`<entity_type>:<id>`; `ts` is the entity's latest event time, at which decayed values",
         "are evaluated. Each message carries one feature family of one entity (engagement counts",
         "and rates from the aggregator node; social-graph counts from the fanout node; sessions,",
-        "temporal and context from the feature extractor node; signal boosts from the signal",
+        "temporal and context from the feature extractor node; velocity from the window calculator;",
+        "signal boosts from the signal",
         "booster node): a",
         "consumer keeps, per entity, the latest value of each feature name.",
         "",

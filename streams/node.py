@@ -10,24 +10,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 
 import orjson
-from faust.types import TP, EventT
+from faust.types import TP
 
+from streams.batch_transport import RecordBatch
 from streams.state import changelog
-from streams.state.dedup import Deduplicator, Seen
+from streams.state.dedup import Deduplicator
 from streams.state.partition_store import PartitionStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Big enough to amortise a state commit, small enough that a batch is a few ms of work.
+# The field the parser stamps on forwarded events: [source partition, source offset, index].
+SOURCE_POSITION = "_source_position"
+SOURCE_PREFIX = b"\x00source:"
+# Records per delivered batch: big enough to amortise a state commit (and Faust's per-message
+# machinery, which runs once per batch), small enough that a batch is a few ms of work.
 BATCH_MAX = 2000
-BATCH_WITHIN_S = 0.05
 
 
 class Changelog(Protocol):
@@ -154,6 +158,19 @@ class NodeState:
             dedup = self._dedups[name] = Deduplicator(self.store(tp), self._retention_ms)
         return dedup
 
+    def advance_source(self, tp: TP, position: list[int]) -> bool:
+        """Record an event's source position; False when the store already applied it."""
+        partition, offset, index = position
+        key = SOURCE_PREFIX + f"{tp.topic}/{partition}".encode()
+        store = self.store(tp)
+        seen = store.get(key)
+        if seen is not None:
+            seen_offset, seen_index = (int(x) for x in seen.split(b":"))
+            if (offset, index) <= (seen_offset, seen_index):
+                return False
+        store.put(key, f"{offset}:{index}".encode())
+        return True
+
     def already_applied(self, tp: TP, offset: int) -> bool:
         """True for a message redelivered after a crash: its effects are already in the store."""
         return offset <= self.store(tp).applied_offset(tp.topic)
@@ -163,8 +180,9 @@ class NodeState:
         offsets_by_store: dict[str, dict[str, int]] = {}
         partition_of: dict[str, int] = {}
         for tp, offset in last_offsets.items():
-            self.dedup(tp).expire()
             name = self._store_name(tp)
+            if name in self._dedups:  # only the parser checks event ids
+                self._dedups[name].expire()
             offsets_by_store.setdefault(name, {})[tp.topic] = offset
             partition_of[name] = tp.partition
         pending = {
@@ -203,20 +221,23 @@ class Batch:
     last_offsets: dict[TP, int] = field(default_factory=dict)
 
 
-def fresh_events(node: NodeState, messages: Sequence[EventT[bytes]]) -> Batch:
-    """Decode a batch of internal-topic messages (trusted JSON events), dropping replays."""
+def fresh_events(node: NodeState, records: RecordBatch) -> Batch:
+    """Decode one batch of internal-topic records (trusted JSON events), dropping replays.
+
+    The parser stamps every event it forwards with its source position (partition, offset,
+    index); it consumes each source partition in order, and one producer keeps that order in each
+    internal partition. So an event at or below the highest position a store has applied from
+    that source partition is one a restarted parser sent again, whatever its event time.
+    """
     batch = Batch()
-    for message_event in messages:
-        message = message_event.message
-        tp, offset = message.tp, message.offset
-        if node.already_applied(tp, offset):
+    tp = records.tp
+    for record in records.records:
+        if node.already_applied(tp, record.offset):
             continue
-        batch.last_offsets[tp] = offset
-        event: dict[str, Any] = orjson.loads(message.value or b"{}")
-        # TOO_OLD is applied: the parser already checked this event against its own horizon, and
-        # only a re-send after an upstream crash (recent by construction) can be a duplicate here.
-        # Qualified by topic: a copartitioned node gets one graph event by two routes, once each.
-        if node.dedup(tp).check(f"{tp.topic}/{event['event_id']}", event["ts"]) is Seen.DUPLICATE:
+        batch.last_offsets[tp] = record.offset
+        event: dict[str, Any] = orjson.loads(record.value or b"{}")
+        position = event.pop(SOURCE_POSITION, None)
+        if position is not None and not node.advance_source(tp, position):
             continue
         part = batch.partitions.get(tp)
         if part is None:

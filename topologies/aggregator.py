@@ -11,10 +11,9 @@ as Twitter's real-time aggregates are).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import Any
 
-from faust import Stream
-from faust.types import EventT, StreamT
+from faust.types import StreamT
 
 from streams.aggregates import (
     DecayedCounts,
@@ -26,8 +25,9 @@ from streams.aggregates import (
     scoring_fields,
 )
 from streams.app import app, redis_client, settings
+from streams.batch_transport import RecordBatch
 from streams.feature_registry import PERFORMANCE_ENTITIES
-from streams.node import BATCH_MAX, BATCH_WITHIN_S, fresh_events
+from streams.node import fresh_events
 from streams.ranked_reader import POSITIVE_KINDS, record_feedback
 from streams.serving_view import ServingWrites
 from streams.sink import SinkBatch
@@ -63,18 +63,18 @@ def _state_key(entity: Entity) -> bytes:
     return f"agg:{entity[0]}:{entity[1]}".encode()
 
 
-def aggregate_node(route: str) -> Callable[[StreamT[bytes]], Any]:
-    async def aggregate(stream: StreamT[bytes]) -> None:
-        async for messages in cast(Stream[bytes], stream).take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-            await process_batch(messages, route)
+def aggregate_node(route: str) -> Callable[[StreamT[RecordBatch]], Any]:
+    async def aggregate(stream: StreamT[RecordBatch]) -> None:
+        async for records in stream:
+            await process_batch(records, route)
 
     return aggregate
 
 
-async def process_batch(messages: Sequence[EventT[bytes]], route: str) -> None:
+async def process_batch(records: RecordBatch, route: str) -> None:
     entities_of = ENTITIES[route]
-    await state.open({m.message.tp for m in messages})
-    batch = fresh_events(state, messages)
+    await state.open([records.tp])
+    batch = fresh_events(state, records)
     outputs = SinkBatch()
     writes = ServingWrites(redis_client(), settings.timeline_max)
     feedback: list[tuple[int, int]] = []

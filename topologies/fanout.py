@@ -20,14 +20,14 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
-from faust import Stream
-from faust.types import TP, EventT, StreamT
+from faust.types import TP, StreamT
 
 from streams.app import app, redis_client, settings
+from streams.batch_transport import RecordBatch, batch_topic
 from streams.follower_graph import FOLLOWING, Crossing, FollowerGraph, Relation, celebrity_crossing
-from streams.node import BATCH_MAX, BATCH_WITHIN_S, fresh_events
+from streams.node import BATCH_MAX, fresh_events
 from streams.redis_keys import ready_key
 from streams.serving_view import ServingReads, ServingWrites
 from streams.sink import SinkBatch
@@ -69,15 +69,15 @@ def timeline_store() -> TimelineStore:
     return TimelineStore(redis_client(), settings.timeline_max)
 
 
-async def fanout(stream: StreamT[bytes]) -> None:
-    async for messages in cast(Stream[bytes], stream).take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+async def fanout(stream: StreamT[RecordBatch]) -> None:
+    async for records in stream:
         async with view_lock:
-            await process_batch(messages)
+            await process_batch(records)
 
 
-async def process_batch(messages: Sequence[EventT[bytes]]) -> None:
-    await state.open({m.message.tp for m in messages})
-    batch = fresh_events(state, messages)
+async def process_batch(records: RecordBatch) -> None:
+    await state.open([records.tp])
+    batch = fresh_events(state, records)
     writes = ServingWrites(redis_client(), settings.timeline_max)
     outputs = SinkBatch()
     work = TimelineWork()
@@ -267,12 +267,8 @@ async def restore_redis_view() -> None:
 
 
 app.agent(
-    app.topic(
-        *(t.get_topic_name() for t in (by_followee, by_follower, by_author)),
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
+    batch_topic(
+        app, *(t.get_topic_name() for t in (by_followee, by_follower, by_author)), max_records=BATCH_MAX
     ),
     name=NODE,
 )(fanout)

@@ -7,14 +7,11 @@ user's latest activity time. Keeps: per user, the open session and the running s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import cast
-
-from faust import Stream
-from faust.types import EventT, StreamT
+from faust.types import StreamT
 
 from streams.app import app
-from streams.node import BATCH_MAX, BATCH_WITHIN_S, fresh_events
+from streams.batch_transport import RecordBatch
+from streams.node import fresh_events
 from streams.sink import SinkBatch
 from streams.user_activity import UserActivity, activity_features, apply_activity, decode, encode
 from topologies.topics import ROUTES, node_state, sink_topics
@@ -30,14 +27,14 @@ def _state_key(user: int) -> bytes:
     return f"activity:{user}".encode()
 
 
-async def extract_features(stream: StreamT[bytes]) -> None:
-    async for messages in cast(Stream[bytes], stream).take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-        await process_batch(messages)
+async def extract_features(stream: StreamT[RecordBatch]) -> None:
+    async for records in stream:
+        await process_batch(records)
 
 
-async def process_batch(messages: Sequence[EventT[bytes]]) -> None:
-    await state.open({m.message.tp for m in messages})
-    batch = fresh_events(state, messages)
+async def process_batch(records: RecordBatch) -> None:
+    await state.open([records.tp])
+    batch = fresh_events(state, records)
     outputs = SinkBatch()
     for part in batch.partitions.values():
         touched: dict[int, UserActivity] = {}

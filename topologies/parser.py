@@ -9,16 +9,15 @@ event ids it applied (bounded by event time) and the offset its state reflects.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
-from faust import Stream
-from faust.types import TP, EventT, StreamT
+from faust.types import TP, StreamT
 
 from streams.app import app, redis_client, settings
+from streams.batch_transport import RecordBatch
 from streams.codec import EventDecoder, RegistrySchemas
 from streams.metrics import METRICS
-from streams.node import BATCH_MAX, BATCH_WITHIN_S
+from streams.node import SOURCE_POSITION
 from streams.parser import ParserLimits, Rejected, SourceEvent, parse
 from streams.schemas import SOURCE_TOPICS
 from streams.serving_view import ServingWrites
@@ -51,35 +50,39 @@ def count(topic: str, outcome: str) -> None:
     METRICS.inc("homemixer_messages_total", topic=topic, outcome=outcome)
 
 
-async def parse_events(stream: StreamT[bytes]) -> None:
-    # StreamT does not declare take_events; the Stream every agent gets has it.
-    async for events in cast(Stream[bytes], stream).take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-        await process_batch(events)
+async def parse_events(stream: StreamT[RecordBatch]) -> None:
+    async for records in stream:
+        await process_batch(records)
 
 
-def forward(outputs: SinkBatch, topic: str, fields: dict[str, Any]) -> None:
-    """Send an applied event to its routes. A list-valued key (a signal's `tweet_ids`) sends one
-    message per element, each with its own event id so that a node receiving two of them in one
-    partition applies both."""
-    for route, key_field in ROUTES.get(topic, ()):
+def forward(outputs: SinkBatch, tp: TP, offset: int, fields: dict[str, Any]) -> None:
+    """Send an applied event to its routes, stamped with its source position so that a node can
+    drop what a restarted parser sends again. A list-valued key (a signal's `tweet_ids`) sends
+    one message per element, each with its own event id and position."""
+    for route, key_field in ROUTES.get(tp.topic, ()):
         key = fields[key_field]
         if isinstance(key, list):
-            for element in key:
-                item = {**fields, "event_id": f"{fields['event_id']}/{element}", "tweet_id": element}
+            for index, element in enumerate(key):
+                item = {
+                    **fields,
+                    "event_id": f"{fields['event_id']}/{element}",
+                    "tweet_id": element,
+                    SOURCE_POSITION: [tp.partition, offset, index],
+                }
                 outputs.add(route, str(element), item)
         elif key is not None:
-            outputs.add(route, str(key), fields)
+            outputs.add(route, str(key), {**fields, SOURCE_POSITION: [tp.partition, offset, 0]})
 
 
-async def process_batch(events: Sequence[EventT[bytes]]) -> None:
-    await state.open({e.message.tp for e in events})
+async def process_batch(records: RecordBatch) -> None:
+    tp = records.tp
+    await state.open([tp])
     now_ms = int(time.time() * 1000)
     outputs = SinkBatch()
     last_offsets: dict[TP, int] = {}
     last_active: dict[int, int] = {}
-    for event in events:
-        message = event.message
-        tp, offset = message.tp, message.offset
+    for message in records.records:
+        offset = message.offset
         if state.already_applied(tp, offset):
             continue
         last_offsets[tp] = offset
@@ -103,7 +106,7 @@ async def process_batch(events: Sequence[EventT[bytes]]) -> None:
         actor = result.fields[ACTOR_FIELD[tp.topic]] if tp.topic in ACTOR_FIELD else None
         if actor is not None:
             last_active[actor] = max(last_active.get(actor, 0), result.ts)
-        forward(outputs, tp.topic, result.fields)
+        forward(outputs, tp, offset, result.fields)
     writes = ServingWrites(redis_client(), settings.timeline_max)
     writes.activity(last_active)
     await writes.execute()

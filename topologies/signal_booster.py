@@ -8,16 +8,13 @@ Keeps: per tweet, the boost as of its latest signal.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import cast
-
-from faust import Stream
-from faust.types import EventT, StreamT
+from faust.types import StreamT
 
 from streams.aggregates import RATE_HALF_LIFE as RANKING_HALF_LIFE
 from streams.app import app, redis_client, settings
+from streams.batch_transport import RecordBatch
 from streams.decay import HALF_LIVES
-from streams.node import BATCH_MAX, BATCH_WITHIN_S, fresh_events
+from streams.node import fresh_events
 from streams.serving_view import ServingWrites
 from streams.signal_boost import SignalBoost, apply_signal, boost_features, decode, encode
 from streams.sink import SinkBatch
@@ -34,14 +31,14 @@ def _state_key(tweet_id: int) -> bytes:
     return f"boost:{tweet_id}".encode()
 
 
-async def boost_tweets(stream: StreamT[bytes]) -> None:
-    async for messages in cast(Stream[bytes], stream).take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-        await process_batch(messages)
+async def boost_tweets(stream: StreamT[RecordBatch]) -> None:
+    async for records in stream:
+        await process_batch(records)
 
 
-async def process_batch(messages: Sequence[EventT[bytes]]) -> None:
-    await state.open({m.message.tp for m in messages})
-    batch = fresh_events(state, messages)
+async def process_batch(records: RecordBatch) -> None:
+    await state.open([records.tp])
+    batch = fresh_events(state, records)
     outputs = SinkBatch()
     writes = ServingWrites(redis_client(), settings.timeline_max)
     for part in batch.partitions.values():

@@ -9,21 +9,17 @@ from faust.types import TP, TopicT
 from mode.types.signals import BaseSignalT
 
 from streams.app import app, settings
+from streams.batch_transport import batch_topic
 from streams.metrics import METRICS
-from streams.node import NodeState
+from streams.node import BATCH_MAX, NodeState
 from streams.schemas import SINK_TOPICS, SOURCE_TOPICS
 from streams.state.kafka_changelog import KafkaChangelog
 
 
 def _raw_topic(name: str, partitions: int | None = None) -> TopicT:
-    return app.topic(
-        name,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=partitions,
-    )
+    """Raw-bytes messages; agents reading the topic get them in `RecordBatch`es (one Faust event
+    per fetched batch: Faust's per-message cost is paid per batch, see streams/batch_transport)."""
+    return batch_topic(app, name, max_records=BATCH_MAX, partitions=partitions)
 
 
 source_topics: dict[str, TopicT] = {name: _raw_topic(name) for name in SOURCE_TOPICS}

@@ -2,24 +2,24 @@
 
 Consumes: the parser's `engagements-by-tweet` route. Emits: each closed window once to
 `content_metrics`; each late event (its window closed more than the grace period ago) to
-`system_events` as `late_event`. Keeps: per partition, the open windows and the watermark.
+`system_events` as `late_event`; each touched tweet's engagement velocity (engagements in the last
+5 minutes, sliding each minute) to `real_time_features`. Keeps: per partition, the open windows
+and the watermark; per tweet, the velocity's minute buckets.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import cast
 
-from faust import Stream
-from faust.types import EventT, StreamT
+from faust.types import StreamT
 
 from streams.app import app, settings
+from streams.batch_transport import RecordBatch
 from streams.metrics import METRICS
-from streams.node import BATCH_MAX, BATCH_WITHIN_S, fresh_events
+from streams.node import fresh_events
 from streams.sink import SinkBatch
 from streams.state.partition_store import PartitionStore
-from streams.windows import TumblingWindows
+from streams.windows import HoppingCounter, TumblingWindows
 from topologies.topics import internal_topic, node_state, sink_topics
 
 NODE = "window_calculator"
@@ -28,9 +28,21 @@ WINDOWS_KEY = b"windows:content_metrics"
 by_tweet = internal_topic("engagements-by-tweet")
 state = node_state(NODE, [by_tweet.get_topic_name()])
 metrics_topic = sink_topics["content_metrics"]
+features_topic = sink_topics["real_time_features"]
+# Engagements in the 5 minutes up to the tweet's latest one, in 1-minute hops.
+VELOCITY_FEATURE = "velocity.5m"
 system_topic = sink_topics["system_events"]
 
 METRICS.describe("homemixer_late_events_total", "counter", "Engagements later than the window grace.")
+
+
+def _velocity_key(tweet_id: int) -> bytes:
+    return f"velocity:{tweet_id}".encode()
+
+
+def load_velocity(store: PartitionStore, tweet_id: int) -> HoppingCounter:
+    stored = store.get(_velocity_key(tweet_id))
+    return HoppingCounter() if stored is None else HoppingCounter.decode(stored)
 
 
 def load_windows(store: PartitionStore) -> TumblingWindows:
@@ -40,20 +52,25 @@ def load_windows(store: PartitionStore) -> TumblingWindows:
     return TumblingWindows.decode(stored)
 
 
-async def calculate_windows(stream: StreamT[bytes]) -> None:
-    async for messages in cast(Stream[bytes], stream).take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-        await process_batch(messages)
+async def calculate_windows(stream: StreamT[RecordBatch]) -> None:
+    async for records in stream:
+        await process_batch(records)
 
 
-async def process_batch(messages: Sequence[EventT[bytes]]) -> None:
-    await state.open({m.message.tp for m in messages})
-    batch = fresh_events(state, messages)
+async def process_batch(records: RecordBatch) -> None:
+    await state.open([records.tp])
+    batch = fresh_events(state, records)
     outputs = SinkBatch()
     now_ms = int(time.time() * 1000)
     for tp, part in batch.partitions.items():
         # Decoded once and kept between batches; RocksDB holds the committed copy.
         windows = state.cached(tp, load_windows)
+        velocities: dict[int, tuple[HoppingCounter, int]] = {}
         for event in part.events:
+            tweet_id = event["tweet_id"]
+            counter, latest = velocities.get(tweet_id) or (load_velocity(part.store, tweet_id), 0)
+            counter.add(event["ts"])
+            velocities[tweet_id] = (counter, max(latest, event["ts"]))
             result = windows.add(
                 event["tweet_id"], event["author_id"], event["type"], event["ts"], event.get("dwell_ms")
             )
@@ -63,6 +80,15 @@ async def process_batch(messages: Sequence[EventT[bytes]]) -> None:
         for closed in windows.advance():
             outputs.add(metrics_topic, str(closed.tweet_id), closed.to_record())
         part.store.put(WINDOWS_KEY, windows.encode())
+        for tweet_id, (counter, latest) in velocities.items():
+            part.store.put(_velocity_key(tweet_id), counter.encode())
+            vector = {
+                "entity_type": "tweet",
+                "entity_id": str(tweet_id),
+                "ts": latest,
+                "features": {VELOCITY_FEATURE: float(counter.velocity(latest))},
+            }
+            outputs.add(features_topic, f"tweet:{tweet_id}", vector)
     await outputs.send_and_wait()
     await state.commit(batch.last_offsets)
 

@@ -68,9 +68,11 @@ def reference_features(events: list[dict[str, Any]]) -> dict[str, tuple[int, dic
 
 
 def latest_vectors(values: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The latest engagement-family vector per entity (other families share the keys)."""
     latest: dict[str, dict[str, Any]] = {}
     for v in values:
-        latest[f"{v['entity_type']}:{v['entity_id']}"] = v
+        if any(name.split(".")[0] in TYPES for name in v["features"]):
+            latest[f"{v['entity_type']}:{v['entity_id']}"] = v
     return latest
 
 

@@ -71,3 +71,20 @@ def test_windows_close_once_with_late_events_reported(empty_broker: str, cluster
         "system_events", lambda v: sum(1 for s in v if s["type"] == "late_event") >= len(late)
     )
     assert {s["attributes"]["event_id"] for s in system if s["type"] == "late_event"} == late
+
+    # Velocity: engagements in the five one-minute hops up to each tweet's latest engagement.
+    expected_velocity = {}
+    for tweet_id in {e["tweet_id"] for e in events}:
+        stamps = [e["ts"] for e in events if e["tweet_id"] == tweet_id]
+        end = max(stamps) // 60_000 * 60_000 + 60_000
+        expected_velocity[str(tweet_id)] = sum(1 for t in stamps if end - 300_000 <= t < end)
+
+    def velocities(values: list[dict[str, Any]]) -> dict[str, float]:
+        return {
+            v["entity_id"]: v["features"]["velocity.5m"] for v in values if "velocity.5m" in v["features"]
+        }
+
+    found = velocities(
+        cluster.read("real_time_features", lambda v: velocities(v).keys() >= expected_velocity.keys())
+    )
+    assert found == expected_velocity
