@@ -47,7 +47,7 @@ def worker(loglevel: str) -> None:
     from topologies.topics import all_topic_names
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    ensure_topics(settings.broker.removeprefix("kafka://"), all_topic_names(), settings.partitions)
+    ensure_topics(settings.bootstrap_servers, all_topic_names(), settings.partitions)
     Worker(app, loglevel=loglevel).execute_from_commandline()
 
 

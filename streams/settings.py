@@ -110,6 +110,11 @@ class Settings:
         )
 
     @property
+    def bootstrap_servers(self) -> str:
+        """KAFKA_BROKER (`kafka://h1:9092;h2:9092`, Faust's form) as Kafka clients take it."""
+        return ",".join(part.split("://", 1)[-1] for part in self.broker.split(";"))
+
+    @property
     def canonical_url(self) -> str:
         """This worker's web address as other workers use it (Faust routes requests there)."""
         host = self.advertised_host

@@ -60,7 +60,7 @@ def node_state(node: str, inputs: Sequence[str], copartitioned: bool = False) ->
     and with `HOMEMIXER_STANDBY_REPLICAS` warm copies of the partitions next to each owned one."""
     topic = _raw_topic(f"{app.conf.id}-{node}-changelog", partitions=settings.partitions)
     CHANGELOGS.append(topic)
-    changelog = KafkaChangelog(topic, settings.broker.removeprefix("kafka://"), settings.partitions)
+    changelog = KafkaChangelog(topic, settings.bootstrap_servers, settings.partitions)
     state = NodeState(node, settings.data_dir, settings.dedup_retention_s * 1000, copartitioned, changelog)
 
     def on_revoked(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:

@@ -71,3 +71,10 @@ def test_demo_workload_is_valid_for_the_parser_and_deterministic() -> None:
         1 for t, _, e in messages if t == "social_graph_events" and e["dst_user_id"] == 1
     )
     assert celebrity_followers > 25, "user 1 is a celebrity followed by most users"
+
+
+def test_bootstrap_servers_from_fausts_broker_list() -> None:
+    from streams.settings import Settings
+
+    assert Settings(broker="kafka://a:1;kafka://b:2").bootstrap_servers == "a:1,b:2"
+    assert Settings(broker="kafka://a:1").bootstrap_servers == "a:1"
