@@ -98,7 +98,11 @@ def test_push_pull_follow_unfollow_block_delete_and_redis_loss(
         return found[-1] if found else {}
 
     features = cluster.read(
-        "real_time_features", lambda v: social_of(v, celebrity).get("social.followers") == 3
+        "real_time_features",
+        lambda v: (
+            social_of(v, celebrity).get("social.followers") == 3
+            and social_of(v, reader).get("social.following") == 2
+        ),
     )
     assert social_of(features, celebrity) == {
         "social.followers": 3.0,
