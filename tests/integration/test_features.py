@@ -192,7 +192,10 @@ def test_signals_boost_the_tweets_they_name(empty_broker: str, cluster: Cluster)
         return {v["entity_id"]: v["features"] for v in values if "signal.count.total" in v["features"]}
 
     found = boosts(
-        cluster.read("real_time_features", lambda v: boosts(v).get("5", {}).get("signal.count.total") == 2)
+        cluster.read(
+            "real_time_features",
+            lambda v: boosts(v).get("5", {}).get("signal.count.total") == 2 and "6" in boosts(v),
+        )
     )
     assert found["6"]["signal.count.total"] == 1 and found["6"]["signal.boost.decayed.24h"] == 2.0
     expected = 2.0 * math.exp(-3_600_000 * math.log(2) / 1_800_000) + 1.0
