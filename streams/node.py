@@ -72,6 +72,8 @@ class NodeState:
         self._caches: dict[str, Any] = {}
         self._stale: set[str] = set()
         self._standby: dict[str, PartitionStore] = {}
+        # Stores being opened (catching up): a standby pass must not open the same path again.
+        self._opening: set[str] = set()
 
     def _store_name(self, tp: TP) -> str:
         return f"p{tp.partition}" if self._copartitioned else f"{tp.topic}-{tp.partition}"
@@ -84,17 +86,21 @@ class NodeState:
                 self._close(name)
             if name in self._stores:
                 continue
-            store = self._standby.pop(name, None) or PartitionStore(self._root / name)
-            await self._catch_up(name, tp.partition, store)
-            self._stores[name] = store
+            self._opening.add(name)
+            try:
+                store = self._standby.pop(name, None) or PartitionStore(self._root / name)
+                await self._catch_up(name, tp.partition, store)
+                self._stores[name] = store
+            finally:
+                self._opening.discard(name)
 
     async def warm(self, tps: Iterable[TP]) -> None:
         """Keep standby copies of partitions this worker does not own current with the changelog,
         so that taking one over replays only the last few records."""
         for tp in tps:
             name = self._store_name(tp)
-            if name in self._stores:
-                continue  # owned here (the agent keeps it current) or just revoked (still closing)
+            if name in self._stores or name in self._opening:
+                continue  # owned here (the agent keeps it current), being opened, or just revoked
             store = self._standby.get(name)
             if store is None:
                 store = self._standby[name] = PartitionStore(self._root / name)
