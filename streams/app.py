@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import faust
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from streams.batch_transport import batch_broker_url
 from streams.settings import Settings
@@ -46,11 +46,20 @@ def faust_config(s: Settings) -> dict[str, Any]:
 app = faust.App(settings.app_id, **faust_config(settings))
 
 
+# Connections per worker: more than the web server's concurrent reads need on two cores.
+REDIS_CONNECTIONS = 64
+REDIS_WAIT_S = 10.0
+
+
 def redis_client() -> Redis:
     """The worker's Redis client (one connection pool, created on first use inside the loop)."""
     global _redis
     if _redis is None:
-        _redis = Redis.from_url(settings.redis_url)
+        # A blocking pool: past its size a request waits for a connection instead of failing.
+        pool = BlockingConnectionPool.from_url(
+            settings.redis_url, max_connections=REDIS_CONNECTIONS, timeout=REDIS_WAIT_S
+        )
+        _redis = Redis(connection_pool=pool)
     return _redis
 
 
