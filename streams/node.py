@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 import orjson
 from faust.types import TP
@@ -250,3 +250,38 @@ def fresh_events(node: NodeState, records: RecordBatch) -> Batch:
             part = batch.partitions[tp] = PartitionBatch(tp, node.store(tp))
         part.events.append(event)
     return batch
+
+
+Key = TypeVar("Key", bound=Hashable)
+State = TypeVar("State")
+
+
+@dataclass(frozen=True)
+class EntityCodec(Generic[Key, State]):
+    """How one node keeps a per-entity state in its store."""
+
+    key: Callable[[Key], bytes]
+    decode: Callable[[bytes], State]
+    encode: Callable[[State], bytes]
+
+
+def update_entities(
+    store: PartitionStore,
+    events: Iterable[dict[str, Any]],
+    keys_of: Callable[[dict[str, Any]], Iterable[Key]],
+    codec: EntityCodec[Key, State],
+    fold: Callable[[State | None, dict[str, Any]], State],
+) -> dict[Key, State]:
+    """Fold each event into the state of every entity it touches (each state read and decoded
+    once per batch), write the new states back, and return them by entity."""
+    touched: dict[Key, State] = {}
+    for event in events:
+        for key in keys_of(event):
+            current = touched.get(key)
+            if current is None:
+                stored = store.get(codec.key(key))
+                current = None if stored is None else codec.decode(stored)
+            touched[key] = fold(current, event)
+    for key, state in touched.items():
+        store.put(codec.key(key), codec.encode(state))
+    return touched

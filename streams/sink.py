@@ -54,6 +54,13 @@ class SinkBatch:
             (topic.get_topic_name(), None if key is None else key.encode(), encode_json(value))
         )
 
+    def add_features(
+        self, topic: TopicT, entity_type: str, entity_id: str, ts: int, features: dict[str, float]
+    ) -> None:
+        """One `real_time_features` message (CONTRACT.md): keyed `<entity_type>:<id>`."""
+        value = {"entity_type": entity_type, "entity_id": entity_id, "ts": ts, "features": features}
+        self.add(topic, f"{entity_type}:{entity_id}", value)
+
     async def send_and_wait(self) -> None:
         if not self._pending:
             return

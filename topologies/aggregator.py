@@ -27,7 +27,7 @@ from streams.aggregates import (
 from streams.app import app, redis_client, settings
 from streams.batch_transport import RecordBatch
 from streams.feature_registry import PERFORMANCE_ENTITIES
-from streams.node import fresh_events
+from streams.node import EntityCodec, fresh_events, update_entities
 from streams.ranked_reader import POSITIVE_KINDS, record_feedback
 from streams.serving_view import ServingWrites
 from streams.sink import SinkBatch
@@ -59,8 +59,13 @@ def with_performance(entity_type: str, features: dict[str, float]) -> dict[str, 
     return features
 
 
-def _state_key(entity: Entity) -> bytes:
-    return f"agg:{entity[0]}:{entity[1]}".encode()
+CODEC: EntityCodec[Entity, DecayedCounts] = EntityCodec(
+    lambda entity: f"agg:{entity[0]}:{entity[1]}".encode(), decode, encode
+)
+
+
+def count_engagement(counts: DecayedCounts | None, event: dict[str, Any]) -> DecayedCounts:
+    return apply(counts, event["type"], event["ts"])
 
 
 def aggregate_node(route: str) -> Callable[[StreamT[RecordBatch]], Any]:
@@ -79,30 +84,17 @@ async def process_batch(records: RecordBatch, route: str) -> None:
     writes = ServingWrites(redis_client(), settings.timeline_max)
     feedback: list[tuple[int, int]] = []
     for part in batch.partitions.values():
-        touched: dict[Entity, DecayedCounts] = {}
-        for event in part.events:
-            for entity in entities_of(event):
-                counts = touched.get(entity)
-                if counts is None:
-                    stored = part.store.get(_state_key(entity))
-                    counts = None if stored is None else decode(stored)
-                touched[entity] = apply(counts, event["type"], event["ts"])
-            if route == USER_ROUTE:
+        if route == USER_ROUTE:
+            for event in part.events:
                 if event["type"] == "not_interested":
                     writes.not_interested(event["user_id"], event["author_id"])
                 elif event["type"] in POSITIVE_KINDS:
                     feedback.append((event["user_id"], event["tweet_id"]))
-        for entity, counts in touched.items():
-            part.store.put(_state_key(entity), encode(counts))
-            features = with_performance(entity[0], feature_vector(counts, counts.last_ts))
-            vector = {
-                "entity_type": entity[0],
-                "entity_id": entity[1],
-                "ts": counts.last_ts,
-                "features": features,
-            }
-            outputs.add(features_topic, f"{entity[0]}:{entity[1]}", vector)
-            writes.features(entity[0], entity[1], scoring_fields(features, counts.last_ts))
+        touched = update_entities(part.store, part.events, entities_of, CODEC, count_engagement)
+        for (entity_type, entity_id), counts in touched.items():
+            features = with_performance(entity_type, feature_vector(counts, counts.last_ts))
+            outputs.add_features(features_topic, entity_type, entity_id, counts.last_ts, features)
+            writes.features(entity_type, entity_id, scoring_fields(features, counts.last_ts))
     await writes.execute()
     await record_feedback(redis_client(), feedback)
     await outputs.send_and_wait()

@@ -97,13 +97,7 @@ async def process_batch(records: RecordBatch) -> None:
                 continue
             graph_changed[owner] = max(graph_changed.get(owner, 0), event["ts"])
         for user, ts in graph_changed.items():
-            vector = {
-                "entity_type": "user",
-                "entity_id": str(user),
-                "ts": ts,
-                "features": graph.social_features(user),
-            }
-            outputs.add(features_topic, f"user:{user}", vector)
+            outputs.add_features(features_topic, "user", str(user), ts, graph.social_features(user))
     await writes.execute()
     await apply_timeline_work(work)
     await outputs.send_and_wait()

@@ -11,7 +11,7 @@ from faust.types import StreamT
 
 from streams.app import app
 from streams.batch_transport import RecordBatch
-from streams.node import fresh_events
+from streams.node import EntityCodec, fresh_events, update_entities
 from streams.sink import SinkBatch
 from streams.user_activity import UserActivity, activity_features, apply_activity, decode, encode
 from topologies.topics import ROUTES, node_state, sink_topics
@@ -23,8 +23,7 @@ state = node_state(NODE, [activity_topic.get_topic_name()])
 features_topic = sink_topics["real_time_features"]
 
 
-def _state_key(user: int) -> bytes:
-    return f"activity:{user}".encode()
+CODEC: EntityCodec[int, UserActivity] = EntityCodec(lambda user: f"activity:{user}".encode(), decode, encode)
 
 
 async def extract_features(stream: StreamT[RecordBatch]) -> None:
@@ -37,23 +36,11 @@ async def process_batch(records: RecordBatch) -> None:
     batch = fresh_events(state, records)
     outputs = SinkBatch()
     for part in batch.partitions.values():
-        touched: dict[int, UserActivity] = {}
-        for event in part.events:
-            user = event["user_id"]
-            current = touched.get(user)
-            if current is None:
-                stored = part.store.get(_state_key(user))
-                current = None if stored is None else decode(stored)
-            touched[user] = apply_activity(current, event)
+        touched = update_entities(part.store, part.events, lambda e: (e["user_id"],), CODEC, apply_activity)
         for user, activity in touched.items():
-            part.store.put(_state_key(user), encode(activity))
-            vector = {
-                "entity_type": "user",
-                "entity_id": str(user),
-                "ts": activity.last_ts,
-                "features": activity_features(activity),
-            }
-            outputs.add(features_topic, f"user:{user}", vector)
+            outputs.add_features(
+                features_topic, "user", str(user), activity.last_ts, activity_features(activity)
+            )
     await outputs.send_and_wait()
     await state.commit(batch.last_offsets)
 

@@ -8,13 +8,15 @@ Keeps: per tweet, the boost as of its latest signal.
 
 from __future__ import annotations
 
+from typing import Any
+
 from faust.types import StreamT
 
 from streams.aggregates import RATE_HALF_LIFE as RANKING_HALF_LIFE
 from streams.app import app, redis_client, settings
 from streams.batch_transport import RecordBatch
 from streams.decay import HALF_LIVES
-from streams.node import fresh_events
+from streams.node import EntityCodec, fresh_events, update_entities
 from streams.serving_view import ServingWrites
 from streams.signal_boost import SignalBoost, apply_signal, boost_features, decode, encode
 from streams.sink import SinkBatch
@@ -27,8 +29,11 @@ state = node_state(NODE, [signals_topic.get_topic_name()])
 features_topic = sink_topics["real_time_features"]
 
 
-def _state_key(tweet_id: int) -> bytes:
-    return f"boost:{tweet_id}".encode()
+CODEC: EntityCodec[int, SignalBoost] = EntityCodec(lambda tweet: f"boost:{tweet}".encode(), decode, encode)
+
+
+def add_signal(boost: SignalBoost | None, event: dict[str, Any]) -> SignalBoost:
+    return apply_signal(boost, event["weight"], event["ts"])
 
 
 async def boost_tweets(stream: StreamT[RecordBatch]) -> None:
@@ -42,23 +47,9 @@ async def process_batch(records: RecordBatch) -> None:
     outputs = SinkBatch()
     writes = ServingWrites(redis_client(), settings.timeline_max)
     for part in batch.partitions.values():
-        touched: dict[int, SignalBoost] = {}
-        for event in part.events:
-            tweet_id = event["tweet_id"]
-            current = touched.get(tweet_id)
-            if current is None:
-                stored = part.store.get(_state_key(tweet_id))
-                current = None if stored is None else decode(stored)
-            touched[tweet_id] = apply_signal(current, event["weight"], event["ts"])
+        touched = update_entities(part.store, part.events, lambda e: (e["tweet_id"],), CODEC, add_signal)
         for tweet_id, boost in touched.items():
-            part.store.put(_state_key(tweet_id), encode(boost))
-            vector = {
-                "entity_type": "tweet",
-                "entity_id": str(tweet_id),
-                "ts": boost.last_ts,
-                "features": boost_features(boost),
-            }
-            outputs.add(features_topic, f"tweet:{tweet_id}", vector)
+            outputs.add_features(features_topic, "tweet", str(tweet_id), boost.last_ts, boost_features(boost))
             boost_24h = boost.values[list(HALF_LIVES).index(RANKING_HALF_LIFE)]
             writes.features("signal", str(tweet_id), {"boost": boost_24h, "ts": float(boost.last_ts)})
             writes.trending(tweet_id, boost_24h)

@@ -82,13 +82,8 @@ async def process_batch(records: RecordBatch) -> None:
         part.store.put(WINDOWS_KEY, windows.encode())
         for tweet_id, (counter, latest) in velocities.items():
             part.store.put(_velocity_key(tweet_id), counter.encode())
-            vector = {
-                "entity_type": "tweet",
-                "entity_id": str(tweet_id),
-                "ts": latest,
-                "features": {VELOCITY_FEATURE: float(counter.velocity(latest))},
-            }
-            outputs.add(features_topic, f"tweet:{tweet_id}", vector)
+            velocity = {VELOCITY_FEATURE: float(counter.velocity(latest))}
+            outputs.add_features(features_topic, "tweet", str(tweet_id), latest, velocity)
     await outputs.send_and_wait()
     await state.commit(batch.last_offsets)
 
