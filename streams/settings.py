@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_BROKER = "kafka://127.0.0.1:9092"
@@ -121,6 +121,3 @@ class Settings:
         if not host:
             host = socket.gethostname() if self.web_bind in ("0.0.0.0", "::") else self.web_bind
         return f"http://{host}:{self.web_port}"
-
-    def with_(self, **changes: object) -> Settings:
-        return replace(self, **changes)  # type: ignore[arg-type]
