@@ -6,6 +6,7 @@ and register themselves on import.
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import faust
@@ -64,3 +65,14 @@ def redis_client() -> Redis:
 
 
 _redis: Redis | None = None
+
+
+async def freeze_startup_objects() -> None:
+    # Everything imported and built at start-up lives for the whole run; frozen, the cyclic
+    # collector stops re-scanning it, and a full collection during a ranked read (hundreds of
+    # candidates allocate enough to trigger one) costs a fraction of the time: ranked p99.
+    gc.collect()
+    gc.freeze()
+
+
+app.task(freeze_startup_objects)

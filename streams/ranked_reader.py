@@ -16,16 +16,22 @@ from redis.asyncio import Redis
 
 from streams.mixer.adaptation import Adaptation, feedback_increments
 from streams.mixer.components import PageItem, Query, SourceItem, ViewerContext
-from streams.mixer.features import CandidateFeatures, HomeFeatures, decayed_boost, entity_counts, tweet_age_ms
+from streams.mixer.features import (
+    CandidateFeatures,
+    HomeFeatures,
+    decayed_boost,
+    stored_counts,
+    tweet_age_ms,
+)
 from streams.mixer.pipeline import RankedPipeline, ranked_pipeline_config
 from streams.redis_keys import (
     TRENDING,
+    TWEET_PREFIX,
     adaptation_key,
     features_key,
     not_interested_key,
     served_by_key,
     served_key,
-    tweet_key,
 )
 from streams.serving_view import ServingReads, UserContext
 from streams.timeline_reader import TimelineReader
@@ -40,20 +46,6 @@ SERVED_KEEP = 2000
 
 def _floats(raw: dict[bytes, bytes]) -> dict[str, float]:
     return {k.decode(): float(v) for k, v in raw.items()}
-
-
-# HGETALL of many keys in one script call: a pipeline of 1,500 commands spends most of a ranked
-# request packing and unpacking them in Python; one call returns the same rows, parsed in C.
-HGETALL_MANY = (
-    "local out = {} for i, key in ipairs(KEYS) do out[i] = redis.call('HGETALL', key) end return out"
-)
-
-
-async def hgetall_many(redis: Redis, keys: Sequence[str]) -> list[dict[bytes, bytes]]:
-    if not keys:
-        return []
-    flat: list[list[bytes]] = await redis.eval(HGETALL_MANY, len(keys), *keys)
-    return [dict(zip(row[::2], row[1::2], strict=True)) for row in flat]
 
 
 class RedisCandidates:
@@ -86,6 +78,40 @@ class RedisCandidates:
         return [SourceItem(t, reason=f"trending: signal boost {s:.2f}") for t, s in items]
 
 
+# Every candidate's author and retweet_of, tweet features and signal, the authors' and the
+# viewer x author features, and the viewer's own, in one script call: the feature strings are read
+# by MGET (one call for hundreds of keys); only the tweets' hashes cost a call each. A pipeline of
+# HGETALLs spent most of a ranked request packing 1,500 commands in Python. Keys are built here
+# from the prefixes `streams.redis_keys` gives (undeclared keys: one Redis, not a cluster).
+#   ARGV: tweet prefix, tweet features prefix, signal prefix, author features prefix,
+#         viewer x author features prefix, viewer features key, then the tweet ids.
+#   Returns {viewer features, authors, their features, viewer x author features,
+#            per tweet {author_id, retweet_of} (nil when gone), tweet features, signals}
+HYDRATE = """
+local tweets, feature_keys, signal_keys = {}, {}, {}
+local authors, author_keys, affinity_keys, seen = {}, {}, {}, {}
+for i = 7, #ARGV do
+  local id = ARGV[i]
+  local t = redis.call('HMGET', ARGV[1] .. id, 'author_id', 'retweet_of')
+  tweets[#tweets + 1] = t
+  feature_keys[#feature_keys + 1] = ARGV[2] .. id
+  signal_keys[#signal_keys + 1] = ARGV[3] .. id
+  if t[1] and not seen[t[1]] then
+    seen[t[1]] = true
+    authors[#authors + 1] = t[1]
+    author_keys[#author_keys + 1] = ARGV[4] .. t[1]
+    affinity_keys[#affinity_keys + 1] = ARGV[5] .. t[1]
+  end
+end
+local function mget(keys)
+  if #keys == 0 then return {} end
+  return redis.call('MGET', unpack(keys))
+end
+return {redis.call('GET', ARGV[6]), authors, mget(author_keys), mget(affinity_keys),
+        tweets, mget(feature_keys), mget(signal_keys)}
+"""
+
+
 class RedisHydrator:
     def __init__(self, redis: Redis, context: UserContext) -> None:
         self._redis = redis
@@ -94,62 +120,62 @@ class RedisHydrator:
     async def hydrate_viewer(self, query: Query) -> ViewerContext:
         pipe = self._redis.pipeline(transaction=False)
         pipe.smembers(not_interested_key(query.user_id))
-        pipe.zrange(served_key(query.user_id), 0, -1)
-        not_interested, served = await pipe.execute()
+        # Only a query that pages on filters what was served before.
+        if query.max_id is not None:
+            pipe.zrange(served_key(query.user_id), 0, -1)
+        not_interested, *served = await pipe.execute()
         # UserContext.hidden already joins blocks both ways and mutes; the filter reports one reason.
         return ViewerContext(
             following=frozenset(self._context.following),
             blocked=frozenset(self._context.hidden),
             not_interested=frozenset(int(x) for x in not_interested),
-            served=frozenset(int(x) for x in served),
+            served=frozenset(int(x) for x in served[0]) if served else frozenset(),
         )
 
     async def hydrate(
         self, query: Query, viewer: ViewerContext, items: Sequence[SourceItem]
     ) -> Sequence[CandidateFeatures]:
-        keys = []
-        for item in items:
-            keys += [
-                tweet_key(item.tweet_id),
-                features_key("tweet", str(item.tweet_id)),
-                features_key("signal", str(item.tweet_id)),
-            ]
-        rows = await hgetall_many(self._redis, keys)
-        tweets = [rows[i * 3 : i * 3 + 3] for i in range(len(items))]
-        authors = sorted({int(row[0][b"author_id"]) for row in tweets if row[0]})
-        viewer_keys = [features_key("user", str(query.user_id))]
-        for author in authors:
-            viewer_keys.append(features_key("author", str(author)))
-            viewer_keys.append(
-                features_key("user_author", HomeFeatures.user_author_id(query.user_id, author))
-            )
-        user_row, *author_rows = await hgetall_many(self._redis, viewer_keys)
-        user_counts = entity_counts(_floats(user_row), query.now_ms)
-        author_counts = {
-            a: entity_counts(_floats(author_rows[2 * i]), query.now_ms) for i, a in enumerate(authors)
-        }
-        affinity = {
-            a: entity_counts(_floats(author_rows[2 * i + 1]), query.now_ms) for i, a in enumerate(authors)
+        if not items:
+            return []
+        user_id, now = query.user_id, query.now_ms
+        rows: list[Any] = await self._redis.eval(
+            HYDRATE,
+            0,
+            TWEET_PREFIX,
+            features_key(HomeFeatures.TWEET, ""),
+            features_key(HomeFeatures.SIGNAL, ""),
+            features_key(HomeFeatures.AUTHOR, ""),
+            features_key(HomeFeatures.USER_AUTHOR, HomeFeatures.user_author_prefix(user_id)),
+            features_key(HomeFeatures.USER, str(user_id)),
+            *(item.tweet_id for item in items),
+        )
+        user_row, author_ids, author_rows, affinity_rows, tweets, tweet_rows, signal_rows = rows
+        user = stored_counts(user_row, now)
+        authors = {
+            int(author): (stored_counts(author_row, now), stored_counts(affinity_row, now))
+            for author, author_row, affinity_row in zip(author_ids, author_rows, affinity_rows, strict=True)
         }
         hydrated = []
-        for item, (tweet, tweet_features, signal) in zip(items, tweets, strict=True):
-            if not tweet:
+        for item, (author_id, retweet_of), tweet_row, signal_row in zip(
+            items, tweets, tweet_rows, signal_rows, strict=True
+        ):
+            if author_id is None:
                 hydrated.append(CandidateFeatures.deleted_tweet(item.tweet_id, item.author_id or 0))
                 continue
-            author = int(tweet[b"author_id"])
-            retweet_of = tweet.get(b"retweet_of")
+            author = int(author_id)
+            author_counts, affinity = authors[author]
             hydrated.append(
                 CandidateFeatures(
                     tweet_id=item.tweet_id,
                     author_id=author,
-                    in_network=author in viewer.following or author == query.user_id,
+                    in_network=author in viewer.following or author == user_id,
                     retweet_of=None if retweet_of is None else int(retweet_of),
-                    tweet=entity_counts(_floats(tweet_features), query.now_ms),
-                    author=author_counts[author],
-                    user=user_counts,
-                    user_author=affinity[author],
-                    age_ms=tweet_age_ms(item.tweet_id, query.now_ms),
-                    signal_boost=decayed_boost(_floats(signal), query.now_ms),
+                    tweet=stored_counts(tweet_row, now),
+                    author=author_counts,
+                    user=user,
+                    user_author=affinity,
+                    age_ms=tweet_age_ms(item.tweet_id, now),
+                    signal_boost=decayed_boost(signal_row, now),
                 )
             )
         return hydrated
@@ -182,12 +208,7 @@ class RankedReader:
         self._rng = random.Random()
 
     async def adaptation(self) -> Adaptation:
-        pipe = self._redis.pipeline(transaction=False)
-        buckets = Adaptation().buckets
-        for bucket in buckets:
-            pipe.hgetall(adaptation_key(bucket))
-        rows = await pipe.execute()
-        adaptation = Adaptation(state={b: _floats(row) for b, row in zip(buckets, rows, strict=True)})
+        adaptation = await load_adaptation(self._redis)
         if self._frozen:
             adaptation.freeze()
         return adaptation
@@ -251,9 +272,14 @@ async def record_feedback(redis: Redis, engagements: Sequence[tuple[int, int]]) 
 
 async def bucket_metrics(redis: Redis) -> dict[str, dict[str, float]]:
     """Served, engaged and engagement rate per A/B bucket, from the bandit state in Redis."""
+    return (await load_adaptation(redis)).metrics()
+
+
+async def load_adaptation(redis: Redis) -> Adaptation:
+    """Every bucket's learning state as the read path and the aggregator keep it in Redis."""
     buckets = Adaptation().buckets
     pipe = redis.pipeline(transaction=False)
     for bucket in buckets:
         pipe.hgetall(adaptation_key(bucket))
     rows = await pipe.execute()
-    return Adaptation(state={b: _floats(r) for b, r in zip(buckets, rows, strict=True)}).metrics()
+    return Adaptation(state={b: _floats(r) for b, r in zip(buckets, rows, strict=True)})

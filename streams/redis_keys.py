@@ -47,8 +47,11 @@ def authored_key(author_id: int) -> str:
     return f"hm:au:{author_id}"
 
 
+TWEET_PREFIX: Final = "hm:tw:"
+
+
 def tweet_key(tweet_id: int) -> str:
-    return f"hm:tw:{tweet_id}"
+    return f"{TWEET_PREFIX}{tweet_id}"
 
 
 def blocks_key(user_id: int) -> str:

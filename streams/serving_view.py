@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
 
 from streams.follower_graph import Relation
+from streams.mixer.features import pack_stored, stored_layout
 from streams.redis_keys import (
     ACTIVE,
     CELEBRITIES,
@@ -93,8 +94,8 @@ class ServingWrites:
     def features(self, entity_type: str, entity_id: str, values: Mapping[str, float]) -> None:
         """The scorer's view of an entity (a few decayed counts and their time), replaced whole."""
         if values:
-            fields: dict[FieldT, EncodableT] = dict(values.items())
-            self._pipe.hset(features_key(entity_type, entity_id), mapping=fields)
+            packed = pack_stored(values, stored_layout(entity_type))
+            self._pipe.set(features_key(entity_type, entity_id), packed)
             self._count()
 
     def trending(self, tweet_id: int, boost: float) -> None:
@@ -122,6 +123,11 @@ class UserContext:
     celebrities: set[int]
     hidden: set[int]
     last_active_ms: int | None
+
+
+HGETALL_MANY = (
+    "local out = {} for i, key in ipairs(KEYS) do out[i] = redis.call('HGETALL', key) end return out"
+)
 
 
 class ServingReads:
@@ -170,13 +176,16 @@ class ServingReads:
     async def tweets(self, tweet_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
         """Hydrated tweets by id; a deleted (or unknown) tweet is absent."""
         ids = list(dict.fromkeys(tweet_ids))
-        pipe = self._redis.pipeline(transaction=False)
-        for tweet_id in ids:
-            pipe.hgetall(tweet_key(tweet_id))
+        if not ids:
+            return {}
+        # One script call: a pipeline packs and parses one command per tweet in Python.
+        rows: list[list[bytes]] = await self._redis.eval(
+            HGETALL_MANY, len(ids), *(tweet_key(tweet_id) for tweet_id in ids)
+        )
         found: dict[int, dict[str, Any]] = {}
-        for tweet_id, raw in zip(ids, await pipe.execute(), strict=True):
-            if raw:
-                found[tweet_id] = {k.decode(): v.decode() for k, v in raw.items()}
+        for tweet_id, row in zip(ids, rows, strict=True):
+            if row:
+                found[tweet_id] = {k.decode(): v.decode() for k, v in zip(row[::2], row[1::2], strict=True)}
         return found
 
     async def mark_active(self, user: int, now_ms: int) -> None:

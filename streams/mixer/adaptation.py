@@ -140,12 +140,20 @@ class Adaptation:
         if bucket not in self.learning:
             return self.control_strategy
         state = self.state[bucket]
-        arms = state.evidence()
         if state.frozen:
-            # The best arm that was served at all: an untried arm's mean is only the prior's.
-            tried = [s for s, arm in arms.items() if arm.served > 0]
-            return max(tried, key=lambda s: arms[s].mean()) if tried else self.control_strategy
+            return self.best(bucket)
+        arms = state.evidence()
         return max(arms, key=lambda s: rng.betavariate(*arms[s].posterior()))
+
+    def best(self, bucket: str) -> str:
+        """The bucket's best strategy so far, without exploring: control's outside a learning
+        bucket, else the served arm with the highest posterior mean (an untried arm's mean is
+        only the prior's), control's when none was served."""
+        if bucket not in self.learning:
+            return self.control_strategy
+        arms = self.state[bucket].evidence()
+        tried = [s for s, arm in arms.items() if arm.served > 0]
+        return max(tried, key=lambda s: arms[s].mean()) if tried else self.control_strategy
 
     def plan(self, user_id: int, rng: random.Random) -> tuple[str, str, Mapping[str, float]]:
         """(bucket, strategy, weights) for a request: the fields of `components.Query`."""

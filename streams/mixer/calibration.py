@@ -50,6 +50,9 @@ class Platt:
         return sigmoid(self.a * logit(raw) + self.b)
 
 
+IDENTITY: Final = Platt()
+
+
 @dataclass(slots=True)
 class KindFit:
     platt: Platt = field(default_factory=Platt)

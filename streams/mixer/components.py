@@ -88,7 +88,10 @@ class Candidate:
     source: Source
     features: CandidateFeatures
     score: float = 0.0
-    predictions: dict[str, float] = field(default_factory=dict)
+    predictions: Mapping[str, float] = field(default_factory=dict)
+    # Why the source proposed it, e.g. "followed author".
+    source_reason: str = ""
+    # What selectors did to it, in order, e.g. "trending boost x1.30".
     reasons: list[str] = field(default_factory=list)
 
     @property
@@ -107,8 +110,6 @@ class FilterResult:
 class ScoreResult:
     score: float
     predictions: Mapping[str, float]
-    # Appended to the candidate's reasons, e.g. "predicted like 4%, reply 1%".
-    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +213,11 @@ class Scorer(Component, ABC):
     @abstractmethod
     def score(self, query: Query, candidates: Sequence[Candidate]) -> list[ScoreResult]:
         """Exactly one result per candidate, in the candidates' order."""
+
+    def reason(self, query: Query, predictions: Mapping[str, float]) -> str:
+        """Why the score is what it is, e.g. "predicted like 4%, reply 1%"; asked only for the
+        candidates that make the page (a request scores hundreds and shows tens)."""
+        return ""
 
 
 class Selector(Component, ABC):

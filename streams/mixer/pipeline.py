@@ -121,10 +121,9 @@ class Page:
         }
 
 
-def _page_item(c: Candidate) -> PageItem:
-    return PageItem(
-        c.tweet_id, c.author_id, c.source, c.in_network, c.score, "; ".join(c.reasons), c.predictions
-    )
+def _page_item(c: Candidate, score_reason: str) -> PageItem:
+    reason = "; ".join(r for r in (c.source_reason, score_reason, *c.reasons) if r)
+    return PageItem(c.tweet_id, c.author_id, c.source, c.in_network, c.score, reason, c.predictions)
 
 
 class RankedPipeline:
@@ -161,8 +160,8 @@ class RankedPipeline:
         if [f.tweet_id for f in features] != [item.tweet_id for item, _ in pairs]:
             raise PipelineError("the hydrator must return one CandidateFeatures per item, in order")
         candidates = [
-            Candidate(item.tweet_id, f.author_id, source.source, f, reasons=[item.reason or source.reason])
-            for (item, source), f in zip(pairs, features, strict=True)
+            Candidate(item.tweet_id, f.author_id, s.source, f, source_reason=item.reason or s.reason)
+            for (item, s), f in zip(pairs, features, strict=True)
         ]
         return viewer, candidates
 
@@ -174,9 +173,7 @@ class RankedPipeline:
             )
         for c, r in zip(candidates, results, strict=True):
             c.score = r.score
-            c.predictions = dict(r.predictions)
-            if r.reason:
-                c.reasons.append(r.reason)
+            c.predictions = r.predictions
         return by_score(candidates)
 
     async def run(self, query: Query) -> Page:
@@ -198,7 +195,8 @@ class RankedPipeline:
                 raise PipelineError(f"{s.identifier} lost or invented candidates")
             removed.update((t, Removal(s.name, why)) for t, why in selection.dropped.items())
             candidates = selection.selected
-        items = [_page_item(c) for c in candidates[: query.limit]]
+        scorer = self.config.scorer
+        items = [_page_item(c, scorer.reason(query, c.predictions)) for c in candidates[: query.limit]]
         await self._side_effects(query, items, failures)
         return Page(query.user_id, query.bucket, query.strategy, items, removed, failures)
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Final
 
 from streams.mixer.components import Candidate, Query, Scorer, ScoreResult
-from streams.mixer.scoring import ScoringModel, predict, score
+from streams.mixer.scoring import ScoringModel, predictions_matrix, weight_vector
 
 # How many kinds a reason names: the ones that add most to the score.
 REASON_KINDS: Final = 2
@@ -27,15 +27,23 @@ def prediction_reason(predictions: Mapping[str, float], weights: Mapping[str, fl
 
 
 class EngagementScorer(Scorer):
-    """`score(predict(features), query.weights)`: the heavy ranker's weighted sum."""
+    """`score(predict(features), query.weights)`, the heavy ranker's weighted sum, for all
+    candidates of a request at once."""
 
     def __init__(self, model: ScoringModel, name: str = "WeightedEngagement") -> None:
         super().__init__(name)
         self.model = model
 
     def score(self, query: Query, candidates: Sequence[Candidate]) -> list[ScoreResult]:
-        results = []
-        for c in candidates:
-            p = predict(c.features, self.model)
-            results.append(ScoreResult(score(p, query.weights), p, prediction_reason(p, query.weights)))
-        return results
+        if not candidates:
+            return []
+        kinds = list(self.model.priors)
+        p = predictions_matrix([c.features for c in candidates], self.model)
+        scores = p @ weight_vector(kinds, query.weights)
+        return [
+            ScoreResult(s, dict(zip(kinds, row, strict=True)))
+            for s, row in zip(scores.tolist(), p.tolist(), strict=True)
+        ]
+
+    def reason(self, query: Query, predictions: Mapping[str, float]) -> str:
+        return prediction_reason(predictions, query.weights)

@@ -23,14 +23,17 @@ probabilities match observed rates.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
-from streams.mixer.calibration import EPS, Platt
+import numpy as np
+import numpy.typing as npt
+
+from streams.mixer.calibration import EPS, IDENTITY, Platt
 from streams.mixer.calibration import Calibrator as Calibrator  # re-exported: the scorer's calibrator
-from streams.mixer.features import NEGATIVE_KINDS, CandidateFeatures, EntityCounts
+from streams.mixer.features import KINDS, NEGATIVE_KINDS, CandidateFeatures, EntityCounts
 
 # Twitter's heavy-ranker weights as published in April 2023 (the-algorithm-ml, `projects/home/
 # recap`), mapped onto the engagement kinds this project records:
@@ -72,6 +75,9 @@ DEFAULT_PRIORS: Final[Mapping[str, float]] = MappingProxyType(
 )
 
 HOUR_MS: Final = 3_600_000.0
+KIND_INDEX: Final = {kind: i for i, kind in enumerate(KINDS)}
+
+FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,44 +99,70 @@ class ScoringModel:
     calibration: Mapping[str, Platt] = field(default_factory=dict)
 
 
-def _shrunk(counts: EntityCounts, kind: str, pseudo: float, prior: float) -> float:
-    return (counts.count(kind) + pseudo * prior) / (counts.impressions + pseudo)
-
-
-def recency(age_ms: float, model: ScoringModel) -> float:
-    fresh = math.exp(-max(0.0, age_ms) * math.log(2.0) / model.recency_half_life_ms)
+def recency(age_ms: FloatArray, model: ScoringModel) -> FloatArray:
+    fresh = np.exp(-np.maximum(0.0, age_ms) * (math.log(2.0) / model.recency_half_life_ms))
     return model.recency_floor + (1.0 - model.recency_floor) * fresh
 
 
-def raw_prediction(
-    features: CandidateFeatures, kind: str, model: ScoringModel, fresh: float | None = None
-) -> float:
-    """The uncalibrated estimate of one kind (module docstring), clipped into [EPS, 1 - EPS].
-    `fresh` is `recency(features.age_ms, model)` when the caller has it already."""
-    prior = model.priors[kind]
-    author = _shrunk(features.author, kind, model.author_pseudo, prior)
-    tweet = _shrunk(features.tweet, kind, model.tweet_pseudo, author)
-    lift = _shrunk(features.user, kind, model.user_pseudo, prior) / prior
-    pair = _shrunk(features.user_author, kind, model.affinity_pseudo, tweet * lift)
-    if kind not in NEGATIVE_KINDS:
-        pair *= recency(features.age_ms, model) if fresh is None else fresh
-    return min(max(pair, EPS), 1.0 - EPS)
+def _matrix(entities: Iterable[EntityCounts]) -> FloatArray:
+    """Rows of `EntityCounts.row`: one column per kind of `KINDS`, then the impressions."""
+    return np.array([e.row for e in entities], dtype=np.float64).reshape(-1, len(KINDS) + 1)
 
 
-def raw_predictions(features: CandidateFeatures, model: ScoringModel) -> dict[str, float]:
-    # Recency is the same for every kind of one candidate: computed once (the ranker's hot loop).
-    fresh = recency(features.age_ms, model)
-    return {kind: raw_prediction(features, kind, model, fresh) for kind in model.priors}
+def _shrunk(counts: FloatArray, columns: list[int], pseudo: float, prior: FloatArray) -> FloatArray:
+    """(count_k + pseudo * prior_k) / (impressions + pseudo), per row and kind."""
+    return (counts[:, columns] + pseudo * prior) / (counts[:, -1:] + pseudo)
+
+
+def raw_predictions_matrix(features: Sequence[CandidateFeatures], model: ScoringModel) -> FloatArray:
+    """The uncalibrated estimates (module docstring) of every candidate (rows) and kind of
+    `model.priors` (columns, in its order), clipped into [EPS, 1 - EPS]. One pass of array
+    arithmetic: the ranker scores hundreds of candidates per request."""
+    kinds = list(model.priors)
+    columns = [KIND_INDEX[kind] for kind in kinds]
+    prior = np.array([model.priors[kind] for kind in kinds])
+    author = _shrunk(_matrix(f.author for f in features), columns, model.author_pseudo, prior)
+    tweet = _matrix(f.tweet for f in features)
+    content = (tweet[:, columns] + model.tweet_pseudo * author) / (tweet[:, -1:] + model.tweet_pseudo)
+    content *= _shrunk(_matrix(f.user for f in features), columns, model.user_pseudo, prior) / prior
+    pair = _matrix(f.user_author for f in features)
+    raw = (pair[:, columns] + model.affinity_pseudo * content) / (pair[:, -1:] + model.affinity_pseudo)
+    positive = np.array([kind not in NEGATIVE_KINDS for kind in kinds])
+    fresh = recency(np.array([f.age_ms for f in features]), model)
+    raw[:, positive] *= fresh[:, None]
+    return np.clip(raw, EPS, 1.0 - EPS)
+
+
+def predictions_matrix(features: Sequence[CandidateFeatures], model: ScoringModel) -> FloatArray:
+    """Calibrated probabilities of every candidate (rows) and kind of `model.priors` (columns)."""
+    raw = raw_predictions_matrix(features, model)
+    kinds = list(model.priors)
+    fitted = [i for i, kind in enumerate(kinds) if model.calibration.get(kind, IDENTITY) != IDENTITY]
+    if fitted:
+        a = np.array([model.calibration[kinds[i]].a for i in fitted])
+        b = np.array([model.calibration[kinds[i]].b for i in fitted])
+        x = raw[:, fitted]
+        raw[:, fitted] = 1.0 / (1.0 + np.exp(-(a * np.log(x / (1.0 - x)) + b)))
+    return raw
+
+
+def raw_prediction(features: CandidateFeatures, kind: str, model: ScoringModel) -> float:
+    """One candidate's uncalibrated estimate of one kind."""
+    return float(raw_predictions_matrix([features], model)[0, list(model.priors).index(kind)])
 
 
 def predict(features: CandidateFeatures, model: ScoringModel) -> dict[str, float]:
     """Calibrated probability of each kind of engagement if the viewer is shown the tweet."""
-    raw = raw_predictions(features, model)
-    # Uncalibrated kinds skip the identity's logit and sigmoid: most of a request's math.
-    for kind, platt in model.calibration.items():
-        if kind in raw and (platt.a, platt.b) != (1.0, 0.0):
-            raw[kind] = platt.apply(raw[kind])
-    return raw
+    return dict(zip(model.priors, predictions_matrix([features], model)[0].tolist(), strict=True))
+
+
+def weight_vector(kinds: Sequence[str], weights: Mapping[str, float]) -> FloatArray:
+    """`weights` in the order of `kinds`, for `predictions_matrix(...) @ weight_vector(...)`;
+    a weighted kind missing from `kinds` is an error, as in `score`."""
+    missing = set(weights) - set(kinds)
+    if missing:
+        raise KeyError(f"weighted kinds the model does not predict: {sorted(missing)}")
+    return np.array([weights.get(kind, 0.0) for kind in kinds])
 
 
 def score(p: Mapping[str, float], weights: Mapping[str, float]) -> float:

@@ -8,11 +8,13 @@ from streams.aggregates import ENGAGEMENT_TYPES
 from streams.mixer.calibration import Platt
 from streams.mixer.features import (
     KINDS,
+    SIGNAL_FIELDS,
     CandidateFeatures,
     EntityCounts,
     HomeFeatures,
     decayed_boost,
     entity_counts,
+    pack_stored,
     tweet_age_ms,
 )
 from streams.mixer.scorers import percent, prediction_reason
@@ -109,8 +111,12 @@ def test_entity_counts_decay_to_the_request_clock() -> None:
     assert counts.impressions == pytest.approx(8.0)
     assert counts.count("report") == 0.0
     assert entity_counts({}, now_ms=DAY_MS) == EntityCounts()
-    signal = {HomeFeatures.SIGNAL_BOOST: 6.0, HomeFeatures.TS: float(DAY_MS)}
+    signal = pack_stored({HomeFeatures.SIGNAL_BOOST: 6.0, HomeFeatures.TS: float(DAY_MS)}, SIGNAL_FIELDS)
+    assert signal == f"6.0,{float(DAY_MS)!r}".encode()
     assert decayed_boost(signal, now_ms=3 * DAY_MS) == pytest.approx(1.5)
+    assert decayed_boost(None, now_ms=3 * DAY_MS) == 0.0
+    with pytest.raises(ValueError, match="do not have the 2 fields"):
+        decayed_boost(b"1.0,2.0,3.0", now_ms=0)
 
 
 def test_tweet_age_from_its_snowflake() -> None:
