@@ -8,6 +8,7 @@ from topologies import (  # noqa: F401  (registration by import)
     fanout,
     feature_extractor,
     parser,
+    score_calculator,
     signal_booster,
     state_view,
     timeline_view,

@@ -1,0 +1,121 @@
+"""Node `score_calculator`: a viewer's engagements -> their changed candidates re-scored -> `user_scores`.
+
+Consumes: the parser's `engagements-by-user` route, the same partitions the aggregator's by-user
+agent reads (Faust hands every record to both agents). A batch is scored once the aggregator has
+applied it, so the viewer's habits and affinity in Redis already include it. Emits: per viewer who
+acted (not impressions or dwell: `streams.mixer.score_updates`), one `user_scores` message for
+each tweet acted on and each of the acted-on authors' newest tweets, scored as of the batch's
+latest event time with the same hydrator, model and weights as a ranked read in the viewer's A/B
+bucket (its best strategy so far, without exploring). Keeps: only the input offsets it applied,
+so a restarted worker does not score a batch twice; a batch cut off by a crash before its commit
+is scored again, and its messages repeat values already sent (`user_scores` is an upsert stream
+by user and tweet).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from faust.types import StreamT
+from redis.asyncio import Redis
+
+from streams.app import app, redis_client
+from streams.batch_transport import RecordBatch
+from streams.mixer.adaptation import Adaptation
+from streams.mixer.components import Candidate, Query, SourceItem, ViewerContext
+from streams.mixer.score_updates import UserScore, ViewerChange, candidates_to_rescore, viewer_changes
+from streams.mixer.scorers import EngagementScorer
+from streams.mixer.scoring import ScoringModel
+from streams.node import fresh_events
+from streams.ranked_reader import RedisHydrator, load_adaptation
+from streams.serving_view import ServingReads
+from streams.sink import SinkBatch
+from topologies import aggregator
+from topologies.topics import ROUTES, node_state, sink_topics
+
+NODE = "score_calculator"
+# Newest tweets per acted-on author that are re-scored: a page's worth of one author's tweets.
+RESCORED_PER_AUTHOR = 20
+# Viewers scored at once (each is two Redis calls): overlaps round trips on a big batch.
+CONCURRENT_VIEWERS = 32
+# How long a batch waits for the aggregator to apply it before it is scored on what Redis has.
+AGGREGATOR_WAIT_S = 10.0
+
+log = logging.getLogger(__name__)
+(user_route, _) = next(route for route in ROUTES["engagement_events"] if route[1] == "user_id")
+state = node_state(NODE, [user_route.get_topic_name()])
+scores_topic = sink_topics["user_scores"]
+scorer = EngagementScorer(ScoringModel())
+
+
+async def calculate_scores(stream: StreamT[RecordBatch]) -> None:
+    async for records in stream:
+        await process_batch(records)
+
+
+async def process_batch(records: RecordBatch) -> None:
+    await state.open([records.tp])
+    batch = fresh_events(state, records)
+    changes = viewer_changes(e for part in batch.partitions.values() for e in part.events)
+    outputs = SinkBatch()
+    if changes:
+        await applied_by_aggregator(records)
+        for score in await rescore(redis_client(), changes):
+            outputs.add(scores_topic, str(score.user_id), score.to_json())
+    await outputs.send_and_wait()
+    await state.commit(batch.last_offsets)
+
+
+async def applied_by_aggregator(records: RecordBatch) -> None:
+    deadline = time.monotonic() + AGGREGATOR_WAIT_S
+    while True:
+        store = aggregator.state.opened(records.tp)
+        if store is not None and aggregator.state.already_applied(records.tp, records.last_offset):
+            return
+        if time.monotonic() > deadline:
+            log.warning("%s: scoring %s before the aggregator applied it", NODE, records.tp)
+            return
+        await asyncio.sleep(0.005)
+
+
+async def rescore(redis: Redis, changes: dict[int, ViewerChange]) -> list[UserScore]:
+    reads = ServingReads(redis)
+    adaptation = await load_adaptation(redis)
+    authors = sorted({a for change in changes.values() for a in change.authors})
+    newest = await reads.authored(authors, RESCORED_PER_AUTHOR, None)
+    gate = asyncio.Semaphore(CONCURRENT_VIEWERS)
+
+    async def one(user: int, change: ViewerChange) -> list[UserScore]:
+        async with gate:
+            return await score_viewer(redis, reads, adaptation, user, change, newest)
+
+    per_viewer = await asyncio.gather(*(one(u, c) for u, c in changes.items()))
+    return [score for scores in per_viewer for score in scores]
+
+
+async def score_viewer(
+    redis: Redis,
+    reads: ServingReads,
+    adaptation: Adaptation,
+    user: int,
+    change: ViewerChange,
+    newest: dict[int, list[int]],
+) -> list[UserScore]:
+    bucket = adaptation.bucket_of(user)
+    strategy = adaptation.best(bucket)
+    tweet_ids = candidates_to_rescore(change, newest)
+    query = Query(user, len(tweet_ids), None, change.ts, bucket, strategy, adaptation.strategies[strategy])
+    context = await reads.user_context(user)
+    viewer = ViewerContext(following=frozenset(context.following))
+    features = await RedisHydrator(redis, context).hydrate(query, viewer, [SourceItem(t) for t in tweet_ids])
+    # The source only labels a page item; the scorer reads the features.
+    candidates = [Candidate(f.tweet_id, f.author_id, "push", f) for f in features if not f.deleted]
+    return [
+        UserScore(user, change.ts, c.tweet_id, c.author_id, r.score, r.predictions, bucket)
+        for c, r in zip(candidates, scorer.score(query, candidates), strict=True)
+    ]
+
+
+app.agent(user_route, name=f"{NODE}.engagements-by-user")(calculate_scores)
