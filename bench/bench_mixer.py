@@ -478,7 +478,6 @@ class SimHydrator:
         return ViewerContext(
             following=self.pop.users[query.user_id].follows,
             not_interested=frozenset(s.not_interested.get(query.user_id, ())),
-            served=frozenset(s.served.get(query.user_id, ())),
         )
 
     async def hydrate(
@@ -487,6 +486,7 @@ class SimHydrator:
         s, now, user_id = self.state, query.now_ms, query.user_id
         tweets = self.pop.tweets
         user = s.user.read(user_id, now)
+        served = s.served.get(user_id, set())
         authors: dict[int, tuple[EntityCounts, EntityCounts]] = {}
         out = []
         for item in items:
@@ -510,6 +510,7 @@ class SimHydrator:
                     user=user,
                     user_author=a[1],
                     age_ms=tweet_age_ms(t.id, now),
+                    served_before=t.id in served,
                 )
             )
         return out

@@ -84,13 +84,15 @@ class RedisCandidates:
 # HGETALLs spent most of a ranked request packing 1,500 commands in Python. Keys are built here
 # from the prefixes `streams.redis_keys` gives (undeclared keys: one Redis, not a cluster).
 #   ARGV: tweet prefix, tweet features prefix, signal prefix, author features prefix,
-#         viewer x author features prefix, viewer features key, then the tweet ids.
+#         viewer x author features prefix, viewer features key, viewer's served key, then the
+#         tweet ids.
 #   Returns {viewer features, authors, their features, viewer x author features,
-#            per tweet {author_id, retweet_of} (nil when gone), tweet features, signals}
+#            per tweet {author_id, retweet_of} (nil when gone), tweet features, signals,
+#            when each was served to the viewer (nil: never)}
 HYDRATE = """
 local tweets, feature_keys, signal_keys = {}, {}, {}
 local authors, author_keys, affinity_keys, seen = {}, {}, {}, {}
-for i = 7, #ARGV do
+for i = 8, #ARGV do
   local id = ARGV[i]
   local t = redis.call('HMGET', ARGV[1] .. id, 'author_id', 'retweet_of')
   tweets[#tweets + 1] = t
@@ -108,7 +110,8 @@ local function mget(keys)
   return redis.call('MGET', unpack(keys))
 end
 return {redis.call('GET', ARGV[6]), authors, mget(author_keys), mget(affinity_keys),
-        tweets, mget(feature_keys), mget(signal_keys)}
+        tweets, mget(feature_keys), mget(signal_keys),
+        redis.call('ZMSCORE', ARGV[7], unpack(ARGV, 8, #ARGV))}
 """
 
 
@@ -118,18 +121,12 @@ class RedisHydrator:
         self._context = context
 
     async def hydrate_viewer(self, query: Query) -> ViewerContext:
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.smembers(not_interested_key(query.user_id))
-        # Only a query that pages on filters what was served before.
-        if query.max_id is not None:
-            pipe.zrange(served_key(query.user_id), 0, -1)
-        not_interested, *served = await pipe.execute()
+        not_interested = await self._redis.smembers(not_interested_key(query.user_id))
         # UserContext.hidden already joins blocks both ways and mutes; the filter reports one reason.
         return ViewerContext(
             following=frozenset(self._context.following),
             blocked=frozenset(self._context.hidden),
             not_interested=frozenset(int(x) for x in not_interested),
-            served=frozenset(int(x) for x in served[0]) if served else frozenset(),
         )
 
     async def hydrate(
@@ -147,17 +144,18 @@ class RedisHydrator:
             features_key(HomeFeatures.AUTHOR, ""),
             features_key(HomeFeatures.USER_AUTHOR, HomeFeatures.user_author_prefix(user_id)),
             features_key(HomeFeatures.USER, str(user_id)),
+            served_key(user_id),
             *(item.tweet_id for item in items),
         )
-        user_row, author_ids, author_rows, affinity_rows, tweets, tweet_rows, signal_rows = rows
+        user_row, author_ids, author_rows, affinity_rows, tweets, tweet_rows, signal_rows, served = rows
         user = stored_counts(user_row, now)
         authors = {
             int(author): (stored_counts(author_row, now), stored_counts(affinity_row, now))
             for author, author_row, affinity_row in zip(author_ids, author_rows, affinity_rows, strict=True)
         }
         hydrated = []
-        for item, (author_id, retweet_of), tweet_row, signal_row in zip(
-            items, tweets, tweet_rows, signal_rows, strict=True
+        for item, (author_id, retweet_of), tweet_row, signal_row, served_at in zip(
+            items, tweets, tweet_rows, signal_rows, served, strict=True
         ):
             if author_id is None:
                 hydrated.append(CandidateFeatures.deleted_tweet(item.tweet_id, item.author_id or 0))
@@ -176,6 +174,7 @@ class RedisHydrator:
                     user_author=affinity,
                     age_ms=tweet_age_ms(item.tweet_id, now),
                     signal_boost=decayed_boost(signal_row, now),
+                    served_before=served_at is not None,
                 )
             )
         return hydrated

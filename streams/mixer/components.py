@@ -65,8 +65,6 @@ class ViewerContext:
     muted: frozenset[int] = frozenset()
     # Authors the viewer marked `not_interested`.
     not_interested: frozenset[int] = frozenset()
-    # Tweet ids served to the viewer before; only read when the query pages (max_id set).
-    served: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

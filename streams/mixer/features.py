@@ -125,6 +125,9 @@ class CandidateFeatures:
     signal_boost: float = 0.0
     # The tweet is gone from the store: DeletedFilter drops it.
     deleted: bool = False
+    # Served to the viewer before: PreviouslyServed drops it when paging, ServedBefore demotes it
+    # on a fresh request.
+    served_before: bool = False
 
     @classmethod
     def deleted_tweet(cls, tweet_id: int, author_id: int = 0) -> CandidateFeatures:
@@ -162,6 +165,13 @@ def _decay_factor(ts: float | None, now_ms: int) -> float:
     return exponential(1.0, max(0.0, now_ms - ts), HALF_LIFE_MS)
 
 
+def _counts(values: Sequence[float | None], now_ms: int) -> EntityCounts:
+    """`STORED_FIELDS` values (None: absent) as counts decayed to `now_ms`."""
+    *counted, ts = values
+    factor = _decay_factor(ts, now_ms)
+    return EntityCounts.from_row(tuple([0.0 if v is None else v * factor for v in counted]))
+
+
 def stored_counts(stored: bytes | None, now_ms: int) -> EntityCounts:
     """An entity's stored feature string as counts decayed to `now_ms`.
 
@@ -169,16 +179,12 @@ def stored_counts(stored: bytes | None, now_ms: int) -> EntityCounts:
     alike, so rates are unchanged; what changes is how much evidence they carry against the
     scorer's priors.
     """
-    if not stored:
-        return NO_COUNTS
-    *counted, ts = _fields(stored, STORED_FIELDS)
-    factor = _decay_factor(ts, now_ms)
-    return EntityCounts.from_row(tuple([0.0 if v is None else v * factor for v in counted]))
+    return _counts(_fields(stored, STORED_FIELDS), now_ms) if stored else NO_COUNTS
 
 
 def entity_counts(fields: Mapping[str, float], now_ms: int) -> EntityCounts:
     """`stored_counts` of an entity's fields as `streams.aggregates.scoring_fields` gives them."""
-    return stored_counts(pack_stored(fields, STORED_FIELDS), now_ms)
+    return _counts([fields.get(name) for name in STORED_FIELDS], now_ms)
 
 
 def decayed_boost(stored: bytes | None, now_ms: int) -> float:

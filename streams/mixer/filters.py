@@ -56,7 +56,7 @@ class PreviouslyServedFilter(Filter):
     def apply(self, query: Query, viewer: ViewerContext, candidates: Sequence[Candidate]) -> FilterResult:
         if query.max_id is None:
             return FilterResult(list(candidates), {})
-        return _partition(candidates, lambda c: "previously served" if c.tweet_id in viewer.served else None)
+        return _partition(candidates, lambda c: "previously served" if c.features.served_before else None)
 
 
 class RetweetDuplicateFilter(Filter):

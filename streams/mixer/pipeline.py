@@ -43,6 +43,7 @@ from streams.mixer.scoring import ScoringModel
 from streams.mixer.selectors import (
     AuthorDiversitySelector,
     OutOfNetworkSelector,
+    ServedBeforeSelector,
     TrendingBoostSelector,
     by_score,
 )
@@ -94,7 +95,12 @@ def ranked_pipeline_config(
             PreviouslyServedFilter(),
         ],
         scorer=EngagementScorer(model or ScoringModel()),
-        selectors=[TrendingBoostSelector(), AuthorDiversitySelector(), OutOfNetworkSelector()],
+        selectors=[
+            TrendingBoostSelector(),
+            ServedBeforeSelector(),
+            AuthorDiversitySelector(),
+            OutOfNetworkSelector(),
+        ],
         side_effects=[SideEffect("RecordServed", recorder)],
     )
 

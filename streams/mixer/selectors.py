@@ -23,6 +23,9 @@ MAX_OUT_OF_NETWORK_IN_ROW: Final = 2
 # "unit" of news; ten units of (24h-decayed) signal double a tweet's score, and nothing more does.
 TRENDING_BOOST_FACTOR: Final = 0.1
 TRENDING_MAX_MULTIPLIER: Final = 2.0
+# A tweet shown again is engaged with far less than a new one; a quarter of its score puts
+# it below almost every new candidate while it still fills a page that has nothing new.
+SERVED_BEFORE_FACTOR: Final = 0.25
 
 
 def scale(score: float, factor: float) -> float:
@@ -81,6 +84,27 @@ class TrendingBoostSelector(Selector):
             if m > 1.0:
                 c.score = scale(c.score, m)
                 c.reasons.append(f"trending boost x{m:.2f}")
+        return SelectorResult(by_score(candidates))
+
+
+class ServedBeforeSelector(Selector):
+    """Scales a tweet served to the viewer before by `factor` (only fresh requests have any:
+    paging requests drop them, `PreviouslyServedFilter`): it stays on the page only when nothing
+    new outranks it, so a refresh shows what is new first and a user with little new content still
+    sees a full page. X's home mixer drops posts the client reports seen; there is no seen report
+    here, and the contract lets a fresh request show a served tweet again."""
+
+    def __init__(self, factor: float = SERVED_BEFORE_FACTOR, name: str = "ServedBefore") -> None:
+        super().__init__(name)
+        if not 0.0 < factor <= 1.0:
+            raise ValueError(f"factor must be in (0, 1], got {factor}")
+        self.factor = factor
+
+    def select(self, query: Query, candidates: Sequence[Candidate]) -> SelectorResult:
+        for c in candidates:
+            if c.features.served_before:
+                c.score = scale(c.score, self.factor)
+                c.reasons.append(f"served before, x{self.factor:.2f}")
         return SelectorResult(by_score(candidates))
 
 

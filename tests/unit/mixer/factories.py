@@ -16,6 +16,7 @@ def features(
     retweet_of: int | None = None,
     deleted: bool = False,
     signal_boost: float = 0.0,
+    served_before: bool = False,
 ) -> CandidateFeatures:
     return CandidateFeatures(
         tweet_id=tweet_id,
@@ -24,6 +25,7 @@ def features(
         retweet_of=retweet_of,
         deleted=deleted,
         signal_boost=signal_boost,
+        served_before=served_before,
     )
 
 
@@ -36,6 +38,7 @@ def candidate(
     retweet_of: int | None = None,
     deleted: bool = False,
     signal_boost: float = 0.0,
+    served_before: bool = False,
     source: Source = "push",
 ) -> Candidate:
     f = features(
@@ -45,6 +48,7 @@ def candidate(
         retweet_of=retweet_of,
         deleted=deleted,
         signal_boost=signal_boost,
+        served_before=served_before,
     )
     return Candidate(tweet_id, author_id, source, f, score=score)
 

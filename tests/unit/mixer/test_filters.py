@@ -31,8 +31,8 @@ def test_blocked_or_muted_filter_says_which() -> None:
 
 
 def test_previously_served_filter_applies_only_when_paging() -> None:
-    viewer = ViewerContext(served=frozenset({1, 3}))
-    cs = [candidate(1), candidate(2), candidate(3)]
+    viewer = ViewerContext()
+    cs = [candidate(1, served_before=True), candidate(2), candidate(3, served_before=True)]
     first_page = PreviouslyServedFilter().apply(query(max_id=None), viewer, cs)
     assert ids(first_page.kept) == [1, 2, 3] and first_page.removed == {}
     next_page = PreviouslyServedFilter().apply(query(max_id=99), viewer, cs)

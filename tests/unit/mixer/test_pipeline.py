@@ -82,7 +82,6 @@ class FakeHydrator:
             following=FOLLOWING,
             muted=frozenset({4}),
             not_interested=frozenset({11}),
-            served=self.served,
         )
 
     async def hydrate(
@@ -95,7 +94,9 @@ class FakeHydrator:
             out.append(
                 CandidateFeatures.deleted_tweet(item.tweet_id)
                 if f is None
-                else replace(f, in_network=f.author_id in viewer.following)
+                else replace(
+                    f, in_network=f.author_id in viewer.following, served_before=item.tweet_id in self.served
+                )
             )
         return out
 
@@ -192,9 +193,13 @@ def test_limit_and_paging_remove_what_was_served() -> None:
     again = _run(_config(FakeHydrator(served=shown)), limit=3, max_id=min(shown))
     assert shown.isdisjoint(item.tweet_id for item in again.items)
     assert {t for t, r in again.removed.items() if r.component == "PreviouslyServed"} == shown
-    # Without max_id (a fresh first page) the served set is not applied.
+    # Without max_id (a fresh first page) served tweets are demoted below new ones, not removed.
     fresh = _run(_config(FakeHydrator(served=shown)), limit=3)
-    assert [i.tweet_id for i in fresh.items] == [i.tweet_id for i in first.items]
+    assert shown.isdisjoint(item.tweet_id for item in fresh.items)
+    assert not any(r.component == "PreviouslyServed" for r in fresh.removed.values())
+    everything = _run(_config(FakeHydrator(served=shown)), limit=100)
+    assert shown <= {item.tweet_id for item in everything.items}
+    assert all("served before, x0.25" in i.reason for i in everything.items if i.tweet_id in shown)
 
 
 def test_a_failing_optional_source_or_side_effect_degrades_the_page() -> None:

@@ -8,6 +8,7 @@ from streams.mixer.components import Candidate
 from streams.mixer.selectors import (
     AuthorDiversitySelector,
     OutOfNetworkSelector,
+    ServedBeforeSelector,
     TrendingBoostSelector,
     author_diversity_multiplier,
     scale,
@@ -100,3 +101,15 @@ def test_trending_boost_scales_by_one_plus_factor_times_boost_with_a_cap() -> No
     assert plain.score == 10.0 and plain.reasons == []
     assert disliked.score == pytest.approx(-10.0 / 1.3)
     assert trending.reasons == ["trending boost x1.30"]
+
+
+def test_served_before_demotes_below_new_tweets_but_keeps_them() -> None:
+    seen = candidate(1, score=10.0, served_before=True)
+    new, weak = candidate(2, score=3.0), candidate(3, score=2.0)
+    negative_seen = candidate(4, score=-1.0, served_before=True)
+    result = ServedBeforeSelector().select(query(), [seen, new, weak, negative_seen])
+    assert ids(result.selected) == [2, 1, 3, 4] and result.dropped == {}
+    assert (seen.score, negative_seen.score) == (2.5, -4.0)
+    assert seen.reasons == ["served before, x0.25"] and new.reasons == []
+    with pytest.raises(ValueError):
+        ServedBeforeSelector(factor=0.0)
