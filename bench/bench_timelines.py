@@ -66,7 +66,7 @@ from confluent_kafka import ConsumerGroupTopicPartitions, Producer, TopicPartiti
 from confluent_kafka.admin import AdminClient
 
 from streams.auth import mint_token
-from streams.demo import Workload
+from streams.demo import Workload, produce
 from streams.embedded import ChildServer, free_port, start_broker, start_redis
 from streams.redis_keys import authored_key, timeline_key
 from streams.snowflake import SnowflakeGenerator
@@ -453,13 +453,8 @@ def cpu_line(before: dict[str, tuple[float, float]], after: dict[str, tuple[floa
 
 def produce_all(producer: Producer, messages: Iterable[tuple[str, str, dict[str, Any]]]) -> int:
     n = 0
-    for topic, key, event in messages:
-        while True:
-            try:
-                producer.produce(topic, key=key.encode(), value=orjson.dumps(event))
-                break
-            except BufferError:
-                producer.poll(0.05)
+    for message in messages:
+        produce(producer, message)
         producer.poll(0)
         n += 1
     producer.flush(60)

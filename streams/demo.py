@@ -11,11 +11,14 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from streams.snowflake import SnowflakeGenerator
+
+if TYPE_CHECKING:
+    from confluent_kafka import Producer
 
 Message = tuple[str, str, dict[str, Any]]
 """(topic, key, event)"""
@@ -105,6 +108,17 @@ class Workload:
         )
 
 
+def produce(producer: Producer, message: Message) -> None:
+    """Queue one event; when the producer's queue is full, wait for deliveries and retry."""
+    topic, key, event = message
+    while True:
+        try:
+            producer.produce(topic, key=key.encode(), value=orjson.dumps(event))
+            return
+        except BufferError:
+            producer.poll(0.05)
+
+
 def run_demo(bootstrap: str, rate: float, users: int, duration_s: float | None = None) -> None:
     """Send the workload at `rate` events/s until interrupted (or for `duration_s`)."""
     from confluent_kafka import Producer
@@ -115,13 +129,7 @@ def run_demo(bootstrap: str, rate: float, users: int, duration_s: float | None =
 
     def send(message: Message) -> None:
         nonlocal sent
-        topic, key, event = message
-        while True:
-            try:
-                producer.produce(topic, key=key.encode(), value=orjson.dumps(event))
-                break
-            except BufferError:
-                producer.poll(0.05)
+        produce(producer, message)
         sent += 1
 
     start = time.monotonic()

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypedDict, cast
+from typing import Any, Self, TypedDict, cast
 
 import orjson
 from ddsketch import DDSketch
@@ -58,6 +58,33 @@ def _loads(data: bytes, kind: str) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("v") != FORMAT_VERSION:
         raise ValueError(f"not a version-{FORMAT_VERSION} {kind} state")
     return state
+
+
+class StoredState:
+    """A window state kept in RocksDB: `to_state` / `from_state` define it as JSON-able values;
+    this gives the bytes (`encode` / `decode`) and equality of states (states are mutable:
+    not hashable)."""
+
+    def to_state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Self:
+        raise NotImplementedError
+
+    def encode(self) -> bytes:
+        return _dumps(self.to_state())
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        return cls.from_state(_loads(data, cls.__name__))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, type(self)):
+            return NotImplemented
+        return self.to_state() == other.to_state()
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def _floor_to(ts: int, step: int) -> int:
@@ -94,7 +121,7 @@ def _fill_store(store: DenseStore, bins: Iterable[list[int]]) -> None:
         store.add(int(key), float(n))
 
 
-class DwellStats:
+class DwellStats(StoredState):
     """Dwell-time aggregations of one window: exact count/sum/min/max, approximate percentiles.
 
     Dwell is integer milliseconds (CONTRACT.md), so the sum is an exact int: merging in any
@@ -214,20 +241,6 @@ class DwellStats:
         sketch._max = float("-inf") if stats._max is None else float(stats._max)
         return stats
 
-    def encode(self) -> bytes:
-        return _dumps(self.to_state())
-
-    @classmethod
-    def decode(cls, data: bytes) -> DwellStats:
-        return cls.from_state(_loads(data, "DwellStats"))
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DwellStats):
-            return NotImplemented
-        return self.to_state() == other.to_state()
-
-    __hash__ = None  # type: ignore[assignment]
-
     def __repr__(self) -> str:
         return f"DwellStats({self.to_dict()})"
 
@@ -237,7 +250,7 @@ class DwellStats:
 
 
 @dataclass(eq=True)
-class WindowCounts:
+class WindowCounts(StoredState):
     """What one open window of one tweet has aggregated so far."""
 
     author_id: int
@@ -259,13 +272,6 @@ class WindowCounts:
             counts={str(k): int(n) for k, n in state["counts"].items()},
             dwell=DwellStats.from_state(state["dwell"]),
         )
-
-    def encode(self) -> bytes:
-        return _dumps(self.to_state())
-
-    @classmethod
-    def decode(cls, data: bytes) -> WindowCounts:
-        return cls.from_state(_loads(data, "WindowCounts"))
 
 
 def engagement_rate(counts: dict[str, int]) -> float | None:
@@ -321,7 +327,7 @@ class ClosedWindow:
         }
 
 
-class TumblingWindows:
+class TumblingWindows(StoredState):
     """Per-tweet tumbling windows of one partition, closed by the partition's event time.
 
     The watermark is the largest event time the partition has seen. A window [start, end)
@@ -403,6 +409,7 @@ class TumblingWindows:
         return closed
 
     def to_state(self) -> dict[str, Any]:
+        """The whole state, including size and grace: a restored state keeps its own alignment."""
         return {
             "size": self._size,
             "grace": self._grace,
@@ -422,27 +429,12 @@ class TumblingWindows:
             windows._open.setdefault(int(start), {})[int(tweet_id)] = WindowCounts.from_state(counts)
         return windows
 
-    def encode(self) -> bytes:
-        """The whole state, including size and grace: a restored state keeps its own alignment."""
-        return _dumps(self.to_state())
-
-    @classmethod
-    def decode(cls, data: bytes) -> TumblingWindows:
-        return cls.from_state(_loads(data, "TumblingWindows"))
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TumblingWindows):
-            return NotImplemented
-        return self.to_state() == other.to_state()
-
-    __hash__ = None  # type: ignore[assignment]
-
 
 # --------------------------------------------------------------------------------------------
 # Hopping windows (engagement velocity)
 
 
-class HoppingCounter:
+class HoppingCounter(StoredState):
     """Events of one key in the hopping window of `size_ms` that slides every `hop_ms`.
 
     Events are counted into hop-aligned buckets. `velocity(at_ts)` is the count of the hopping
@@ -508,20 +500,6 @@ class HoppingCounter:
         counter._buckets = {int(start): int(n) for start, n in state["buckets"]}
         return counter
 
-    def encode(self) -> bytes:
-        return _dumps(self.to_state())
-
-    @classmethod
-    def decode(cls, data: bytes) -> HoppingCounter:
-        return cls.from_state(_loads(data, "HoppingCounter"))
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, HoppingCounter):
-            return NotImplemented
-        return self.to_state() == other.to_state()
-
-    __hash__ = None  # type: ignore[assignment]
-
 
 # --------------------------------------------------------------------------------------------
 # Session windows
@@ -551,7 +529,7 @@ class _OpenSession:
         )
 
 
-class Sessions:
+class Sessions(StoredState):
     """Session windows of one user: a session ends when no event follows within `gap_ms`.
 
     A session is a maximal run of events, in event time, whose neighbours are at most `gap_ms`
@@ -663,17 +641,3 @@ class Sessions:
         sessions._late_events = int(state["late"])
         sessions._open = [_OpenSession(*(int(x) for x in s)) for s in state["open"]]
         return sessions
-
-    def encode(self) -> bytes:
-        return _dumps(self.to_state())
-
-    @classmethod
-    def decode(cls, data: bytes) -> Sessions:
-        return cls.from_state(_loads(data, "Sessions"))
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Sessions):
-            return NotImplemented
-        return self.to_state() == other.to_state()
-
-    __hash__ = None  # type: ignore[assignment]

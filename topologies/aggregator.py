@@ -10,10 +10,9 @@ as Twitter's real-time aggregates are).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
-
-from faust.types import StreamT
 
 from streams.aggregates import (
     DecayedCounts,
@@ -31,7 +30,7 @@ from streams.node import EntityCodec, fresh_events, update_entities
 from streams.ranked_reader import POSITIVE_KINDS, record_feedback
 from streams.serving_view import ServingWrites
 from streams.sink import SinkBatch
-from topologies.topics import ROUTES, node_state, sink_topics
+from topologies.topics import ROUTES, batch_agent, node_state, sink_topics
 
 NODE = "aggregator"
 
@@ -68,14 +67,6 @@ def count_engagement(counts: DecayedCounts | None, event: dict[str, Any]) -> Dec
     return apply(counts, event["type"], event["ts"])
 
 
-def aggregate_node(route: str) -> Callable[[StreamT[RecordBatch]], Any]:
-    async def aggregate(stream: StreamT[RecordBatch]) -> None:
-        async for records in stream:
-            await process_batch(records, route)
-
-    return aggregate
-
-
 async def process_batch(records: RecordBatch, route: str) -> None:
     entities_of = ENTITIES[route]
     await state.open([records.tp])
@@ -103,4 +94,4 @@ async def process_batch(records: RecordBatch, route: str) -> None:
 
 for _topic, _ in ROUTES["engagement_events"]:
     _route = _topic.get_topic_name().removeprefix(f"{app.conf.id}-")
-    app.agent(_topic, name=f"{NODE}.{_route}")(aggregate_node(_route))
+    batch_agent(_topic, f"{NODE}.{_route}", functools.partial(process_batch, route=_route))

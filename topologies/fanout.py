@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from faust.types import TP, StreamT
+from faust.types import TP
 
 from streams.app import app, redis_client, settings
 from streams.batch_transport import RecordBatch, batch_topic
@@ -35,7 +35,7 @@ from streams.snowflake import snowflake_ms
 from streams.state.partition_store import PartitionStore
 from streams.timeline_store import TimelineStore
 from streams.tweet_store import Tweet, TweetStore
-from topologies.topics import ROUTES, node_state, sink_topics
+from topologies.topics import ROUTES, batch_agent, node_state, sink_topics
 
 NODE = "fanout"
 DAY_MS = 86_400_000
@@ -69,10 +69,9 @@ def timeline_store() -> TimelineStore:
     return TimelineStore(redis_client(), settings.timeline_max)
 
 
-async def fanout(stream: StreamT[RecordBatch]) -> None:
-    async for records in stream:
-        async with view_lock:
-            await process_batch(records)
+async def fanout(records: RecordBatch) -> None:
+    async with view_lock:
+        await process_batch(records)
 
 
 async def process_batch(records: RecordBatch) -> None:
@@ -260,10 +259,11 @@ async def restore_redis_view() -> None:
             )
 
 
-app.agent(
+batch_agent(
     batch_topic(
         app, *(t.get_topic_name() for t in (by_followee, by_follower, by_author)), max_records=BATCH_MAX
     ),
-    name=NODE,
-)(fanout)
+    NODE,
+    fanout,
+)
 app.timer(1.0)(restore_redis_view)

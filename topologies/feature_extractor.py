@@ -7,14 +7,11 @@ user's latest activity time. Keeps: per user, the open session and the running s
 
 from __future__ import annotations
 
-from faust.types import StreamT
-
-from streams.app import app
 from streams.batch_transport import RecordBatch
 from streams.node import EntityCodec, fresh_events, update_entities
 from streams.sink import SinkBatch
 from streams.user_activity import UserActivity, activity_features, apply_activity, decode, encode
-from topologies.topics import ROUTES, node_state, sink_topics
+from topologies.topics import ROUTES, batch_agent, node_state, sink_topics
 
 NODE = "feature_extractor"
 
@@ -24,11 +21,6 @@ features_topic = sink_topics["real_time_features"]
 
 
 CODEC: EntityCodec[int, UserActivity] = EntityCodec(lambda user: f"activity:{user}".encode(), decode, encode)
-
-
-async def extract_features(stream: StreamT[RecordBatch]) -> None:
-    async for records in stream:
-        await process_batch(records)
 
 
 async def process_batch(records: RecordBatch) -> None:
@@ -45,4 +37,4 @@ async def process_batch(records: RecordBatch) -> None:
     await state.commit(batch.last_offsets)
 
 
-app.agent(activity_topic, name=NODE)(extract_features)
+batch_agent(activity_topic, NODE, process_batch)

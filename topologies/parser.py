@@ -11,9 +11,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from faust.types import TP, StreamT
+from faust.types import TP
 
-from streams.app import app, redis_client, settings
+from streams.app import redis_client, settings
 from streams.batch_transport import RecordBatch
 from streams.codec import EventDecoder, RegistrySchemas
 from streams.metrics import METRICS
@@ -24,7 +24,7 @@ from streams.serving_view import ServingWrites
 from streams.sink import SinkBatch
 from streams.state.dedup import Seen
 from streams.system_events import dead_letter
-from topologies.topics import ROUTES, node_state, sink_topics, source_topics
+from topologies.topics import ROUTES, batch_agent, node_state, sink_topics, source_topics
 
 NODE = "parser"
 # Whose activity an event is (CONTRACT.md: "Activity is any event by that user").
@@ -48,11 +48,6 @@ dead_letters = sink_topics["system_events"]
 
 def count(topic: str, outcome: str) -> None:
     METRICS.inc("homemixer_messages_total", topic=topic, outcome=outcome)
-
-
-async def parse_events(stream: StreamT[RecordBatch]) -> None:
-    async for records in stream:
-        await process_batch(records)
 
 
 def forward(outputs: SinkBatch, tp: TP, offset: int, fields: dict[str, Any]) -> None:
@@ -115,4 +110,4 @@ async def process_batch(records: RecordBatch) -> None:
 
 
 for _topic in source_topics.values():
-    app.agent(_topic, name=f"{NODE}.{_topic.get_topic_name()}")(parse_events)
+    batch_agent(_topic, f"{NODE}.{_topic.get_topic_name()}", process_batch)

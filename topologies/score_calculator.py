@@ -18,10 +18,9 @@ import asyncio
 import logging
 import time
 
-from faust.types import StreamT
 from redis.asyncio import Redis
 
-from streams.app import app, redis_client
+from streams.app import redis_client
 from streams.batch_transport import RecordBatch
 from streams.mixer.adaptation import Adaptation
 from streams.mixer.components import Candidate, Query, SourceItem, ViewerContext
@@ -33,7 +32,7 @@ from streams.ranked_reader import RedisHydrator, load_adaptation
 from streams.serving_view import ServingReads
 from streams.sink import SinkBatch
 from topologies import aggregator
-from topologies.topics import ROUTES, node_state, sink_topics
+from topologies.topics import ROUTES, batch_agent, node_state, sink_topics
 
 NODE = "score_calculator"
 # Newest tweets per acted-on author that are re-scored: a page's worth of one author's tweets.
@@ -48,11 +47,6 @@ log = logging.getLogger(__name__)
 state = node_state(NODE, [user_route.get_topic_name()])
 scores_topic = sink_topics["user_scores"]
 scorer = EngagementScorer(ScoringModel())
-
-
-async def calculate_scores(stream: StreamT[RecordBatch]) -> None:
-    async for records in stream:
-        await process_batch(records)
 
 
 async def process_batch(records: RecordBatch) -> None:
@@ -118,4 +112,4 @@ async def score_viewer(
     ]
 
 
-app.agent(user_route, name=f"{NODE}.engagements-by-user")(calculate_scores)
+batch_agent(user_route, f"{NODE}.engagements-by-user", process_batch)

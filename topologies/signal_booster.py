@@ -10,17 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from faust.types import StreamT
-
 from streams.aggregates import RATE_HALF_LIFE as RANKING_HALF_LIFE
-from streams.app import app, redis_client, settings
+from streams.app import redis_client, settings
 from streams.batch_transport import RecordBatch
 from streams.decay import HALF_LIVES
 from streams.node import EntityCodec, fresh_events, update_entities
 from streams.serving_view import ServingWrites
 from streams.signal_boost import SignalBoost, apply_signal, boost_features, decode, encode
 from streams.sink import SinkBatch
-from topologies.topics import ROUTES, node_state, sink_topics
+from topologies.topics import ROUTES, batch_agent, node_state, sink_topics
 
 NODE = "signal_booster"
 
@@ -34,11 +32,6 @@ CODEC: EntityCodec[int, SignalBoost] = EntityCodec(lambda tweet: f"boost:{tweet}
 
 def add_signal(boost: SignalBoost | None, event: dict[str, Any]) -> SignalBoost:
     return apply_signal(boost, event["weight"], event["ts"])
-
-
-async def boost_tweets(stream: StreamT[RecordBatch]) -> None:
-    async for records in stream:
-        await process_batch(records)
 
 
 async def process_batch(records: RecordBatch) -> None:
@@ -58,4 +51,4 @@ async def process_batch(records: RecordBatch) -> None:
     await state.commit(batch.last_offsets)
 
 
-app.agent(signals_topic, name=NODE)(boost_tweets)
+batch_agent(signals_topic, NODE, process_batch)

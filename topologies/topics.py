@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from faust.types import TP, TopicT
+from faust.types import TP, StreamT, TopicT
 from mode.types.signals import BaseSignalT
 
 from streams.app import app, settings
-from streams.batch_transport import batch_topic
+from streams.batch_transport import RecordBatch, batch_topic
 from streams.metrics import METRICS
 from streams.node import BATCH_MAX, NodeState
 from streams.schemas import SINK_TOPICS, SOURCE_TOPICS
@@ -50,6 +50,16 @@ ROUTES: dict[str, tuple[tuple[TopicT, str], ...]] = {
         (internal_topic("graph-by-followee"), "dst_user_id"),
     ),
 }
+
+
+def batch_agent(topic: TopicT, name: str, process_batch: Callable[[RecordBatch], Awaitable[None]]) -> None:
+    """Register agent `name` on `topic`: it hands each `RecordBatch` to `process_batch`, in order."""
+
+    async def agent(stream: StreamT[RecordBatch]) -> None:
+        async for records in stream:
+            await process_batch(records)
+
+    app.agent(topic, name=name)(agent)
 
 
 CHANGELOGS: list[TopicT] = []

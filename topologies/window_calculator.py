@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import time
 
-from faust.types import StreamT
-
-from streams.app import app, settings
+from streams.app import settings
 from streams.batch_transport import RecordBatch
 from streams.metrics import METRICS
 from streams.node import fresh_events
 from streams.sink import SinkBatch
 from streams.state.partition_store import PartitionStore
 from streams.windows import HoppingCounter, TumblingWindows
-from topologies.topics import internal_topic, node_state, sink_topics
+from topologies.topics import batch_agent, internal_topic, node_state, sink_topics
 
 NODE = "window_calculator"
 WINDOWS_KEY = b"windows:content_metrics"
@@ -50,11 +48,6 @@ def load_windows(store: PartitionStore) -> TumblingWindows:
     if stored is None:
         return TumblingWindows(settings.metrics_window_s * 1000, settings.grace_s * 1000)
     return TumblingWindows.decode(stored)
-
-
-async def calculate_windows(stream: StreamT[RecordBatch]) -> None:
-    async for records in stream:
-        await process_batch(records)
 
 
 async def process_batch(records: RecordBatch) -> None:
@@ -105,4 +98,4 @@ def late_event(event: dict[str, object], watermark: int, now_ms: int) -> dict[st
     }
 
 
-app.agent(by_tweet, name=NODE)(calculate_windows)
+batch_agent(by_tweet, NODE, process_batch)
