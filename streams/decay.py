@@ -12,6 +12,9 @@ import math
 from collections.abc import Callable
 from typing import TypeAlias
 
+import numpy as np
+import numpy.typing as npt
+
 LN2 = math.log(2.0)
 
 # Twitter's real-time aggregate half-lives, in ms; the order is the order of stored decayed values.
@@ -39,6 +42,14 @@ def exponential(value: float, elapsed_ms: float, half_life_ms: float) -> float:
     """Halves every `half_life_ms`: composes exactly, so a stored value can be decayed lazily."""
     _check(elapsed_ms, half_life_ms)
     return value * math.exp(-elapsed_ms * LN2 / half_life_ms)
+
+
+def exponential_factors(elapsed_ms: npt.NDArray[np.float64], half_life_ms: float) -> npt.NDArray[np.float64]:
+    """What `exponential` multiplies a value by, for many elapsed times at once (a ranked request
+    decays a thousand stored values); negative elapsed times count as none."""
+    if half_life_ms <= 0:
+        raise ValueError(f"the decay parameter must be > 0 ms, got {half_life_ms}")
+    return np.exp(-np.maximum(0.0, elapsed_ms) * (LN2 / half_life_ms))
 
 
 def linear(value: float, elapsed_ms: float, lifetime_ms: float) -> float:

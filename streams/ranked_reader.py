@@ -8,6 +8,7 @@ feedback). Which weights a request uses comes from its A/B bucket's bandit, kept
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Sequence
 from typing import Any, cast
@@ -19,8 +20,9 @@ from streams.mixer.components import PageItem, Query, SourceItem, ViewerContext
 from streams.mixer.features import (
     CandidateFeatures,
     HomeFeatures,
-    decayed_boost,
+    decayed_boosts,
     stored_counts,
+    stored_counts_many,
     tweet_age_ms,
 )
 from streams.mixer.pipeline import RankedPipeline, ranked_pipeline_config
@@ -81,19 +83,19 @@ class RedisCandidates:
 # Every candidate's author and retweet_of, tweet features and signal, the authors' and the
 # viewer x author features, and the viewer's own, in one script call: the feature strings are read
 # by MGET (one call for hundreds of keys); only the tweets' hashes cost a call each. A pipeline of
-# HGETALLs spent most of a ranked request packing 1,500 commands in Python. Keys are built here
-# from the prefixes `streams.redis_keys` gives (undeclared keys: one Redis, not a cluster).
+# HGETALLs spent most of a ranked request packing 1,500 commands in Python, and the ids travel as
+# one space-separated argument for the same reason. Keys are built here from the prefixes
+# `streams.redis_keys` gives (undeclared keys: one Redis, not a cluster).
 #   ARGV: tweet prefix, tweet features prefix, signal prefix, author features prefix,
-#         viewer x author features prefix, viewer features key, viewer's served key, then the
-#         tweet ids.
+#         viewer x author features prefix, viewer features key, viewer's served key, tweet ids.
 #   Returns {viewer features, authors, their features, viewer x author features,
 #            per tweet {author_id, retweet_of} (nil when gone), tweet features, signals,
 #            when each was served to the viewer (nil: never)}
 HYDRATE = """
-local tweets, feature_keys, signal_keys = {}, {}, {}
+local ids, tweets, feature_keys, signal_keys = {}, {}, {}, {}
 local authors, author_keys, affinity_keys, seen = {}, {}, {}, {}
-for i = 8, #ARGV do
-  local id = ARGV[i]
+for id in string.gmatch(ARGV[8], '%d+') do
+  ids[#ids + 1] = id
   local t = redis.call('HMGET', ARGV[1] .. id, 'author_id', 'retweet_of')
   tweets[#tweets + 1] = t
   feature_keys[#feature_keys + 1] = ARGV[2] .. id
@@ -110,8 +112,7 @@ local function mget(keys)
   return redis.call('MGET', unpack(keys))
 end
 return {redis.call('GET', ARGV[6]), authors, mget(author_keys), mget(affinity_keys),
-        tweets, mget(feature_keys), mget(signal_keys),
-        redis.call('ZMSCORE', ARGV[7], unpack(ARGV, 8, #ARGV))}
+        tweets, mget(feature_keys), mget(signal_keys), redis.call('ZMSCORE', ARGV[7], unpack(ids))}
 """
 
 
@@ -145,35 +146,45 @@ class RedisHydrator:
             features_key(HomeFeatures.USER_AUTHOR, HomeFeatures.user_author_prefix(user_id)),
             features_key(HomeFeatures.USER, str(user_id)),
             served_key(user_id),
-            *(item.tweet_id for item in items),
+            " ".join([str(item.tweet_id) for item in items]),
         )
         user_row, author_ids, author_rows, affinity_rows, tweets, tweet_rows, signal_rows, served = rows
         user = stored_counts(user_row, now)
         authors = {
-            int(author): (stored_counts(author_row, now), stored_counts(affinity_row, now))
-            for author, author_row, affinity_row in zip(author_ids, author_rows, affinity_rows, strict=True)
+            int(a): (counts, affinity)
+            for a, counts, affinity in zip(
+                author_ids,
+                stored_counts_many(author_rows, now),
+                stored_counts_many(affinity_rows, now),
+                strict=True,
+            )
         }
         hydrated = []
-        for item, (author_id, retweet_of), tweet_row, signal_row, served_at in zip(
-            items, tweets, tweet_rows, signal_rows, served, strict=True
+        for item, (author_id, retweet_of), tweet_counts, boost, served_at in zip(
+            items,
+            tweets,
+            stored_counts_many(tweet_rows, now),
+            decayed_boosts(signal_rows, now),
+            served,
+            strict=True,
         ):
             if author_id is None:
                 hydrated.append(CandidateFeatures.deleted_tweet(item.tweet_id, item.author_id or 0))
                 continue
             author = int(author_id)
-            author_counts, affinity = authors[author]
+            by_author, affinity = authors[author]
             hydrated.append(
                 CandidateFeatures(
                     tweet_id=item.tweet_id,
                     author_id=author,
                     in_network=author in viewer.following or author == user_id,
                     retweet_of=None if retweet_of is None else int(retweet_of),
-                    tweet=stored_counts(tweet_row, now),
-                    author=author_counts,
+                    tweet=tweet_counts,
+                    author=by_author,
                     user=user,
                     user_author=affinity,
                     age_ms=tweet_age_ms(item.tweet_id, now),
-                    signal_boost=decayed_boost(signal_row, now),
+                    signal_boost=boost,
                     served_before=served_at is not None,
                 )
             )
@@ -213,8 +224,10 @@ class RankedReader:
         return adaptation
 
     async def ranked(self, user_id: int, limit: int, max_id: int | None, now_ms: int) -> dict[str, Any]:
-        context, rebuilt = await self._reader.prepare(user_id, now_ms)
-        bucket, strategy, weights = (await self.adaptation()).plan(user_id, self._rng)
+        (context, rebuilt), adaptation = await asyncio.gather(
+            self._reader.prepare(user_id, now_ms), self.adaptation()
+        )
+        bucket, strategy, weights = adaptation.plan(user_id, self._rng)
         query = Query(user_id, limit, max_id, now_ms, bucket, strategy, weights)
         reads = ServingReads(self._redis)
         candidates = RedisCandidates(self._redis, self._store, reads, context)

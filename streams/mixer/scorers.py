@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Final
 
 from streams.mixer.components import Candidate, Query, Scorer, ScoreResult
-from streams.mixer.scoring import ScoringModel, predictions_matrix, weight_vector
+from streams.mixer.scoring import PredictionRow, ScoringModel, predictions_matrix, weight_vector
 
 # How many kinds a reason names: the ones that add most to the score.
 REASON_KINDS: Final = 2
@@ -38,10 +38,11 @@ class EngagementScorer(Scorer):
         if not candidates:
             return []
         kinds = list(self.model.priors)
+        columns = {kind: i for i, kind in enumerate(kinds)}
         p = predictions_matrix([c.features for c in candidates], self.model)
         scores = p @ weight_vector(kinds, query.weights)
         return [
-            ScoreResult(s, dict(zip(kinds, row, strict=True)))
+            ScoreResult(s, PredictionRow(columns, row))
             for s, row in zip(scores.tolist(), p.tolist(), strict=True)
         ]
 

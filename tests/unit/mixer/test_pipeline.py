@@ -94,8 +94,8 @@ class FakeHydrator:
             out.append(
                 CandidateFeatures.deleted_tweet(item.tweet_id)
                 if f is None
-                else replace(
-                    f, in_network=f.author_id in viewer.following, served_before=item.tweet_id in self.served
+                else f._replace(
+                    in_network=f.author_id in viewer.following, served_before=item.tweet_id in self.served
                 )
             )
         return out

@@ -9,12 +9,16 @@ from streams.mixer.calibration import Platt
 from streams.mixer.features import (
     KINDS,
     SIGNAL_FIELDS,
+    STORED_FIELDS,
     CandidateFeatures,
     EntityCounts,
     HomeFeatures,
     decayed_boost,
+    decayed_boosts,
     entity_counts,
     pack_stored,
+    stored_counts,
+    stored_counts_many,
     tweet_age_ms,
 )
 from streams.mixer.scorers import percent, prediction_reason
@@ -22,8 +26,10 @@ from streams.mixer.scoring import (
     DEFAULT_PRIORS,
     HOUR_MS,
     TWITTER_WEIGHTS,
+    PredictionRow,
     ScoringModel,
     predict,
+    predictions_matrix,
     raw_prediction,
     score,
 )
@@ -117,6 +123,55 @@ def test_entity_counts_decay_to_the_request_clock() -> None:
     assert decayed_boost(None, now_ms=3 * DAY_MS) == 0.0
     with pytest.raises(ValueError, match="do not have the 2 fields"):
         decayed_boost(b"1.0,2.0,3.0", now_ms=0)
+
+
+def test_a_page_of_stored_strings_decodes_as_each_one_alone() -> None:
+    rows = [
+        pack_stored({"like": 8.0, "impression": 16.0, "ts": 0.0}, STORED_FIELDS),
+        None,
+        pack_stored({"report": 1.0, "impression": 2.0}, STORED_FIELDS),  # no ts: taken as current
+        b"8.0,,,,,,,16.0,0.0",  # written before absent fields were spelled "nan"
+    ]
+    many = stored_counts_many(rows, now_ms=DAY_MS)
+    assert many == [stored_counts(r, now_ms=DAY_MS) for r in rows]
+    assert many[0] == many[3]
+    assert many[0].row == pytest.approx(EntityCounts({"like": 4.0}, 8.0).row)
+    assert many[1] == EntityCounts()
+    assert many[2] == EntityCounts({"report": 1.0}, 2.0)
+    signals = [pack_stored({"boost": 6.0, "ts": 0.0}, SIGNAL_FIELDS), None]
+    assert decayed_boosts(signals, now_ms=2 * DAY_MS) == [pytest.approx(1.5), 0.0]
+    with pytest.raises(ValueError, match="do not have the 9 fields"):
+        stored_counts_many([rows[0], b"1.0,2.0"], now_ms=0)
+
+
+def test_candidates_sharing_an_author_score_as_if_each_had_its_own_copy() -> None:
+    author, viewer = EntityCounts({"like": 10.0}, 100.0), EntityCounts({"reply": 3.0}, 50.0)
+    shared = [
+        CandidateFeatures(
+            tweet_id=t,
+            author_id=2,
+            in_network=True,
+            tweet=EntityCounts({"like": t}, 20.0),
+            author=author,
+            user=viewer,
+        )
+        for t in (1, 2, 3)
+    ]
+    copies = [
+        f._replace(author=EntityCounts.from_row(author.row), user=EntityCounts.from_row(viewer.row))
+        for f in shared
+    ]
+    model = ScoringModel()
+    assert predictions_matrix(shared, model).tolist() == predictions_matrix(copies, model).tolist()
+    assert [predict(f, model) for f in shared] == [predict(f, model) for f in copies]
+
+
+def test_a_prediction_row_reads_as_a_mapping() -> None:
+    row = PredictionRow({"like": 0, "reply": 1}, [0.04, 0.01])
+    assert row == {"like": 0.04, "reply": 0.01}
+    assert row["reply"] == 0.01 and list(row) == ["like", "reply"] and len(row) == 2
+    with pytest.raises(KeyError):
+        row["report"]
 
 
 def test_tweet_age_from_its_snowflake() -> None:
