@@ -33,13 +33,14 @@ Three parts, each printed next to its baseline:
    the weight sets the bandit chose. Diagnostics (stable scenario only): the ranked pipeline with
    "previously served" applied to first pages too (a `max_id` above every id), and an oracle that
    orders the same candidates by the user's true expected positive engagements (a ceiling).
-2. Calibration: the ranked arms serve raw predictions (no calibration, as `ranked_reader` does).
-   Per ranked arm, the (raw prediction, outcome) pairs of every viewed impression of the stable
-   run, in time order: a `Calibrator` is fitted on the first half (rounds before the drift point)
-   and the held-out second half's calibration error (`calibration_report`, 10 equal-count bins) is
-   printed raw, calibrated (frozen), and calibrated online (learning on through the held-out half,
-   each event scored before it is learned from). Then raw prediction vs observed rate split by
-   in-network and trending candidates.
+2. Calibration: the ranked arms serve calibrated predictions, as the server does. Each arm keeps a
+   `SegmentedCalibrator` (one Platt fit per kind for in-network and one for out-of-network
+   candidates) and, at each round's end, learns from the round's viewed ranked items: the raw
+   predictions each was served with against what the user did (`learn_outcome`; the label window is
+   one round, as `HOMEMIXER_CALIBRATION_LABEL_S` is on the server). Printed per kind for the held-out
+   rounds (from the drift point on, stable scenario; every item predicted before it was learnt
+   from): the calibration error (`calibration_report`, 10 equal-count bins) of the raw and of the
+   served predictions, then mean predicted over observed by in-network and trending candidates.
 3. Latency of one ranked read, 50 items from 500 candidates (450 followed-author tweets and 50
    trending) with in-memory sources and hydrator over the latest arm's final counts: pure compute,
    NO Redis round trips and no bytes decoding. p50/p99 over `LATENCY_RUNS` runs in a fresh spawned
@@ -97,7 +98,7 @@ from typing import Final
 
 from streams.decay import exponential
 from streams.mixer.adaptation import ADAPTIVE, CONTROL, Adaptation
-from streams.mixer.calibration import Calibrator, calibration_report
+from streams.mixer.calibration import SegmentedCalibrator, ServedPrediction, calibration_report, learn_outcome
 from streams.mixer.components import PageItem, Query, SourceItem, ViewerContext
 from streams.mixer.features import (
     HALF_LIFE_MS,
@@ -111,6 +112,7 @@ from streams.mixer.features import (
     tweet_age_ms,
 )
 from streams.mixer.pipeline import RankedPipeline, ranked_pipeline_config
+from streams.mixer.scoring import ScoringModel
 from streams.snowflake import snowflake_at
 from streams.timeline_rules import merge_timeline
 
@@ -400,7 +402,8 @@ class Stats:
         return self.positives / self.served if self.served else 0.0
 
 
-Pair = tuple[int, float, bool, bool]
+# (round, raw prediction, served (calibrated) prediction, outcome, in-network)
+Pair = tuple[int, float, float, bool, bool]
 
 
 @dataclass
@@ -419,8 +422,12 @@ class ArmState:
     trending: list[int] = field(default_factory=list)
     # per phase (0: before DRIFT_ROUND, 1: from it on)
     stats: list[Stats] = field(default_factory=lambda: [Stats(), Stats()])
-    # kind -> every viewed ranked impression's (round, raw prediction, outcome, in-network)
+    # kind -> every viewed ranked impression's `Pair`
     pairs: dict[str, list[Pair]] = field(default_factory=lambda: defaultdict(list))
+    # The scorer's calibration, fitted at each round's end on the round's viewed ranked items (the
+    # label window is one round), as the calibration fitter does on the server.
+    calibrator: SegmentedCalibrator = field(default_factory=SegmentedCalibrator)
+    outcomes: list[tuple[ServedPrediction, set[str]]] = field(default_factory=list)
 
 
 def new_state(arm: str) -> ArmState:
@@ -534,6 +541,7 @@ class SimRecorder:
 def ranked_pipeline(
     pop: Population, state: ArmState, timeline_n: int = TIMELINE_CANDIDATES
 ) -> RankedPipeline:
+    """The server's ranked pipeline over the arm's world, scoring with its current calibration."""
     sources = SimSources(pop, state, timeline_n)
     return RankedPipeline(
         ranked_pipeline_config(
@@ -542,6 +550,7 @@ def ranked_pipeline(
             trending=sources.trending,
             hydrator=SimHydrator(pop, state),
             recorder=SimRecorder(state),
+            model=ScoringModel(calibration=state.calibrator.params()),
         )
     )
 
@@ -554,7 +563,9 @@ def ranked_pipeline(
 class Served:
     tweet_id: int
     in_network: bool
-    predictions: Mapping[str, float] | None
+    # Ranked items only: the served (calibrated) and the raw predictions.
+    predictions: Mapping[str, float] | None = None
+    raw_predictions: Mapping[str, float] | None = None
 
 
 def read_page(
@@ -609,9 +620,14 @@ def read_page(
             state.not_interested[user.id].add(t.author)
         if positives and strategy is not None:
             state.adaptation.record_feedback(bucket, strategy, 0, 1)
-        if item.predictions is not None:
+        if item.predictions is not None and item.raw_predictions is not None:
+            raw = item.raw_predictions
             for k in KINDS:
-                state.pairs[k].append((round_index, item.predictions[k], k in happened, item.in_network))
+                state.pairs[k].append(
+                    (round_index, raw[k], item.predictions[k], k in happened, item.in_network)
+                )
+            served_as = ServedPrediction(item.in_network, tuple(raw[k] for k in KINDS))
+            state.outcomes.append((served_as, {IMPRESSION, *happened}))
 
 
 def latest_page(pop: Population, state: ArmState, user: User, now_ms: int) -> tuple[list[Served], int]:
@@ -620,7 +636,7 @@ def latest_page(pop: Population, state: ArmState, user: User, now_ms: int) -> tu
     served = state.served[user.id]
     repeats = sum(1 for i in page if i.tweet_id in served)
     served.update(i.tweet_id for i in page)
-    return [Served(i.tweet_id, True, None) for i in page], repeats
+    return [Served(i.tweet_id, True) for i in page], repeats
 
 
 def oracle_page(
@@ -644,15 +660,15 @@ def oracle_page(
     served = state.served[user.id]
     repeats = sum(1 for t in page if t in served)
     served.update(page)
-    return [Served(t, pop.tweets[t].author in user.follows, None) for t in page], repeats
+    return [Served(t, pop.tweets[t].author in user.follows) for t in page], repeats
 
 
 async def run_rounds(pop: Population, state: ArmState, scenario: str, rounds: range, label: str) -> None:
-    pipeline = ranked_pipeline(pop, state) if state.arm.startswith("ranked") else None
-    recorder = pipeline.config.side_effects[0].recorder if pipeline else None
     max_id = SEEN_FILTER_MAX_ID if state.arm == "ranked-seen-filter" else None
     started = time.perf_counter()
     for r in rounds:
+        pipeline = ranked_pipeline(pop, state) if state.arm.startswith("ranked") else None
+        recorder = pipeline.config.side_effects[0].recorder if pipeline else None
         drifted = r >= DRIFT_ROUND
         shifted = drifted and scenario == "behaviour-shift"
         state.trending = trending(pop, state, START_MS + r * ROUND_MS)
@@ -670,10 +686,13 @@ async def run_rounds(pop: Population, state: ArmState, scenario: str, rounds: ra
             query = Query(user_id, PAGE, max_id, now_ms, bucket, strategy, weights)
             result = await pipeline.run(query)
             assert isinstance(recorder, SimRecorder) and not result.failures
-            page = [Served(i.tweet_id, i.in_network, i.predictions) for i in result.items]
+            page = [Served(i.tweet_id, i.in_network, i.predictions, i.raw_predictions) for i in result.items]
             read_page(
                 pop, state, user, interests, shifted, now_ms, r, page, recorder.repeats, strategy, bucket
             )
+        for served_as, done in state.outcomes:
+            learn_outcome(state.calibrator, served_as, done)
+        state.outcomes.clear()
         if (r + 1) % 5 == 0:
             s = state.stats[0 if r < DRIFT_ROUND else 1]
             print(
@@ -802,60 +821,57 @@ def report_engagement(results: Mapping[str, ArmResult]) -> dict[str, dict[str, f
     return summary
 
 
-def report_calibration(results: Mapping[str, ArmResult]) -> dict[str, dict[str, tuple[float, float, float]]]:
-    """Per ranked arm, kind -> held-out calibration error (raw, fitted on the first half, online)."""
+def report_calibration(results: Mapping[str, ArmResult]) -> dict[str, dict[str, tuple[float, float]]]:
+    """Per ranked arm, kind -> held-out calibration error (raw, served)."""
     print(
-        f"\nCalibration of the raw predictions of viewed impressions, stable scenario, per ranked arm "
-        f"(each its own\n  time-ordered stream). A Calibrator is fitted on rounds < {DRIFT_ROUND} "
-        f"and frozen; held out: rounds >= {DRIFT_ROUND}.\n  'online' keeps learning through the "
-        "held-out half, scoring each event before learning from it (as a live calibrator would).\n"
-        "  ECE: count-weighted |mean predicted - observed| over 10 equal-count bins"
+        "\nCalibration of the predictions of viewed ranked impressions, stable scenario, per ranked arm. "
+        "The arms serve\n  calibrated predictions: a SegmentedCalibrator (in-network / out-of-network) "
+        "learns at each round's end from\n  the round's viewed items, as the server's calibration fitter "
+        f"does. Held out: rounds >= {DRIFT_ROUND}, each\n  predicted before it was learnt from. "
+        "ECE: count-weighted |mean predicted - observed| over 10 equal-count bins"
     )
-    out: dict[str, dict[str, tuple[float, float, float]]] = {}
+    out: dict[str, dict[str, tuple[float, float]]] = {}
     by_source: dict[str, list[Pair]] = defaultdict(list)
     for arm in ("ranked-static", "ranked-adaptive"):
         print(f"  {arm}")
         print(
-            f"    {'kind':<15}{'fit n':>8}{'held n':>8}{'observed':>10}{'raw mean':>10}{'cal mean':>10}"
-            f"{'ECE raw':>10}{'ECE cal':>10}{'ECE online':>11}"
+            f"    {'kind':<15}{'held n':>8}{'observed':>10}{'raw mean':>10}{'served':>10}"
+            f"{'ECE raw':>10}{'ECE served':>12}"
         )
-        calibrator = Calibrator()
-        errors: dict[str, tuple[float, float, float]] = {}
+        errors: dict[str, tuple[float, float]] = {}
         for kind in KINDS:
             pairs = results[arm].pairs[kind]
             by_source[kind].extend(pairs)
-            fit = [(raw, y) for r, raw, y, _ in pairs if r < DRIFT_ROUND]
-            held = [(raw, y) for r, raw, y, _ in pairs if r >= DRIFT_ROUND]
-            calibrator.fit(kind, fit)
-            before = calibration_report(held)
-            after = calibrator.report(kind, held)
-            online = Calibrator.from_dict(calibrator.to_dict())
-            prequential = []
-            for raw, y in held:
-                prequential.append((online.calibrate(kind, raw), y))
-                online.update(kind, raw, y)
-            live = calibration_report(prequential)
-            observed = sum(y for _, y in held) / len(held)
-            raw_mean = sum(raw for raw, _ in held) / len(held)
-            cal_mean = sum(calibrator.calibrate(kind, raw) for raw, _ in held) / len(held)
-            errors[kind] = (before.error, after.error, live.error)
+            held = [(raw, served, y) for r, raw, served, y, _ in pairs if r >= DRIFT_ROUND]
+            before = calibration_report((raw, y) for raw, _, y in held)
+            after = calibration_report((served, y) for _, served, y in held)
+            observed = sum(y for _, _, y in held) / len(held)
+            raw_mean = sum(raw for raw, _, _ in held) / len(held)
+            served_mean = sum(served for _, served, _ in held) / len(held)
+            errors[kind] = (before.error, after.error)
             print(
-                f"    {kind:<15}{len(fit):>8}{len(held):>8}{observed:>10.4f}{raw_mean:>10.4f}"
-                f"{cal_mean:>10.4f}{before.error:>10.4f}{after.error:>10.4f}{live.error:>11.4f}"
+                f"    {kind:<15}{len(held):>8}{observed:>10.4f}{raw_mean:>10.4f}{served_mean:>10.4f}"
+                f"{before.error:>10.4f}{after.error:>12.4f}"
             )
         out[arm] = errors
     print(
-        "  raw mean predicted / observed by source, both ranked arms, all rounds (the scorer does not "
-        "read in_network;\n  an author's and a tweet's rates are learned mostly from its followers)"
+        "  mean predicted / observed by source, both ranked arms, held-out rounds: raw, then served "
+        "(calibrated per segment)"
     )
     for kind in ("like", "click", "reply", "not_interested"):
         cells = []
         for label, flag in (("in-network", True), ("trending", False)):
-            part = [(raw, y) for _, raw, y, in_network in by_source[kind] if in_network == flag]
-            predicted = sum(raw for raw, _ in part) / len(part)
-            observed = sum(y for _, y in part) / len(part)
-            cells.append(f"{label} {predicted:.4f} / {observed:.4f} ({predicted / observed:.2f}x)")
-        print(f"    {kind:<15}" + ", ".join(cells))
+            part = [
+                (raw, served, y)
+                for r, raw, served, y, net in by_source[kind]
+                if net == flag and r >= DRIFT_ROUND
+            ]
+            raw_mean = sum(raw for raw, _, _ in part) / len(part)
+            served_mean = sum(served for _, served, _ in part) / len(part)
+            observed = sum(y for _, _, y in part) / len(part)
+            ratios = f"raw {raw_mean / observed:.2f}x, served {served_mean / observed:.2f}x"
+            cells.append(f"{label} {ratios} of {observed:.4f}")
+        print(f"    {kind:<15}" + "; ".join(cells))
     return out
 
 

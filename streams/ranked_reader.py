@@ -26,6 +26,7 @@ from streams.mixer.features import (
     tweet_age_ms,
 )
 from streams.mixer.pipeline import RankedPipeline, ranked_pipeline_config
+from streams.mixer.scoring import ScoringModel
 from streams.redis_keys import (
     TRENDING,
     TWEET_PREFIX,
@@ -35,7 +36,9 @@ from streams.redis_keys import (
     served_by_key,
     served_key,
 )
-from streams.serving_view import ServingReads, UserContext
+from streams.served_outcomes import load_calibration, record_served_predictions
+from streams.serving_view import ServingReads, UserContext, float_fields
+from streams.settings import DEFAULT_CALIBRATION_LABEL_S
 from streams.timeline_reader import TimelineReader
 from streams.timeline_store import TimelineStore
 
@@ -44,10 +47,6 @@ MAX_CANDIDATES = 500
 TRENDING_CANDIDATES = 100
 # What a user was served stays known this long for the "previously served" filter and feedback.
 SERVED_KEEP = 2000
-
-
-def _floats(raw: dict[bytes, bytes]) -> dict[str, float]:
-    return {k.decode(): float(v) for k, v in raw.items()}
 
 
 class RedisCandidates:
@@ -192,8 +191,9 @@ class RedisHydrator:
 
 
 class RedisServedRecorder:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, label_window_ms: int) -> None:
         self._redis = redis
+        self._label_window_ms = label_window_ms
 
     async def record_served(self, query: Query, items: Sequence[PageItem]) -> None:
         if not items:
@@ -206,15 +206,24 @@ class RedisServedRecorder:
         for field, amount in feedback_increments(query.strategy, len(items), 0).items():
             if amount:
                 pipe.hincrbyfloat(adaptation_key(query.bucket), field, amount)
+        record_served_predictions(pipe, query.user_id, query.now_ms, items, self._label_window_ms)
         await pipe.execute()
 
 
 class RankedReader:
-    def __init__(self, redis: Redis, reader: TimelineReader, store: TimelineStore, frozen: bool) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        reader: TimelineReader,
+        store: TimelineStore,
+        frozen: bool,
+        label_window_ms: int = DEFAULT_CALIBRATION_LABEL_S * 1000,
+    ) -> None:
         self._redis = redis
         self._reader = reader
         self._store = store
         self._frozen = frozen
+        self._label_window_ms = label_window_ms
         self._rng = random.Random()
 
     async def adaptation(self) -> Adaptation:
@@ -224,8 +233,8 @@ class RankedReader:
         return adaptation
 
     async def ranked(self, user_id: int, limit: int, max_id: int | None, now_ms: int) -> dict[str, Any]:
-        (context, rebuilt), adaptation = await asyncio.gather(
-            self._reader.prepare(user_id, now_ms), self.adaptation()
+        (context, rebuilt), adaptation, calibration = await asyncio.gather(
+            self._reader.prepare(user_id, now_ms), self.adaptation(), load_calibration(self._redis)
         )
         bucket, strategy, weights = adaptation.plan(user_id, self._rng)
         query = Query(user_id, limit, max_id, now_ms, bucket, strategy, weights)
@@ -236,7 +245,8 @@ class RankedReader:
             celebrities=candidates.celebrities,
             trending=candidates.trending,
             hydrator=RedisHydrator(self._redis, context),
-            recorder=RedisServedRecorder(self._redis),
+            recorder=RedisServedRecorder(self._redis, self._label_window_ms),
+            model=ScoringModel(calibration=calibration),
         )
         page = await RankedPipeline(config).run(query)
         body = page.to_json()
@@ -294,4 +304,4 @@ async def load_adaptation(redis: Redis) -> Adaptation:
     for bucket in buckets:
         pipe.hgetall(adaptation_key(bucket))
     rows = await pipe.execute()
-    return Adaptation(state={b: _floats(r) for b, r in zip(buckets, rows, strict=True)})
+    return Adaptation(state={b: float_fields(r) for b, r in zip(buckets, rows, strict=True)})

@@ -22,6 +22,9 @@ are rebuilt on read.
 | `hm:served:{user}` | zset, score = ms | tweets served to the user in ranked mode (read path) |
 | `hm:servedby:{user}` | hash | tweet id -> `bucket/strategy` that served it, for feedback (read path) |
 | `hm:adapt:{bucket}` | hash | the bucket's learning state and engagement counts (read path, aggregator) |
+| `hm:cal:{user}` | hash | tweet -> raw predictions as served; `{tweet}:{kind}`: done (reads, aggregator) |
+| `hm:cal:pending` | zset, score = ms | `{user}:{tweet}` served, awaiting an outcome (read path; fitter) |
+| `hm:calibration` | hash | the scorer's Platt fit per segment and kind (fitter) |
 """
 
 from __future__ import annotations
@@ -91,3 +94,12 @@ def served_by_key(user_id: int) -> str:
 
 def adaptation_key(bucket: str) -> str:
     return f"hm:adapt:{bucket}"
+
+
+CALIBRATION: Final = "hm:calibration"
+CALIBRATION_PENDING: Final = "hm:cal:pending"
+CALIBRATION_SERVED_PREFIX: Final = "hm:cal:"
+
+
+def calibration_served_key(user_id: int) -> str:
+    return f"{CALIBRATION_SERVED_PREFIX}{user_id}"

@@ -40,6 +40,11 @@ TRENDING_KEEP = 1000
 READ_SLACK = 8
 
 
+def float_fields(raw: Mapping[Any, Any]) -> dict[str, float]:
+    """A Redis hash of numbers, as HGETALL returns it (bytes), as floats by field name."""
+    return {(k.decode() if isinstance(k, bytes) else k): float(v) for k, v in raw.items()}
+
+
 class ServingWrites:
     def __init__(self, redis: Redis, keep_per_author: int) -> None:
         self._pipe = redis.pipeline(transaction=False)

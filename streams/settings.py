@@ -28,6 +28,9 @@ DEFAULT_MAX_EVENT_BYTES = 64 * 1024
 DEFAULT_DEDUP_RETENTION_S = 24 * 3600
 # An event stamped further ahead than this is a producer clock bug, not the future.
 DEFAULT_MAX_FUTURE_SKEW_S = 3600
+# Most engagement with a served tweet comes within minutes of serving; after this long a served
+# item's outcome is taken as final and the calibration learns from it.
+DEFAULT_CALIBRATION_LABEL_S = 600
 DEFAULT_READ_RATE = 600
 DEFAULT_POST_RATE = 60
 DEFAULT_PARTITIONS = 4
@@ -69,8 +72,10 @@ class Settings:
     # the first join take 30 s there (FIELD_NOTES). Production keeps Faust's defaults.
     fast_rebalance: bool = False
     app_id: str = "homemixer"
-    # Stops the ranking bandit from learning: every bucket keeps its current strategy odds.
+    # Stops the ranking bandit and the calibration fit from learning: every bucket serves its best
+    # strategy so far, and the scorer keeps its current calibration.
     freeze_learning: bool = False
+    calibration_label_s: int = DEFAULT_CALIBRATION_LABEL_S
     # Standby copies each worker keeps warm next to each partition it owns (0: none).
     standby_replicas: int = 0
     # Each worker that accepts posts needs its own Snowflake worker id (0..1023).
@@ -104,6 +109,7 @@ class Settings:
             fast_rebalance=env.get("HOMEMIXER_FAST_REBALANCE", "") in ("1", "true", "yes"),
             app_id=env.get("HOMEMIXER_APP_ID", "homemixer"),
             freeze_learning=env.get("HOMEMIXER_FREEZE_LEARNING", "") in ("1", "true", "yes"),
+            calibration_label_s=_int(env, "HOMEMIXER_CALIBRATION_LABEL_S", DEFAULT_CALIBRATION_LABEL_S),
             standby_replicas=_int(env, "HOMEMIXER_STANDBY_REPLICAS", 0),
             snowflake_worker=_int(env, "HOMEMIXER_SNOWFLAKE_WORKER", 0),
             dev_login=env.get("HOMEMIXER_DEV_LOGIN", "") in ("1", "true", "yes"),

@@ -5,6 +5,7 @@ Importing this package registers every node's agents and views on the app.
 
 from topologies import (  # noqa: F401  (registration by import)
     aggregator,
+    calibration_fitter,
     fanout,
     feature_extractor,
     parser,

@@ -2,8 +2,9 @@
 
 Consumes: the parser's engagement routes, keyed by tweet, author and user. Emits: one feature
 vector per entity the batch updated, stamped with the entity's event-time high-water mark, and
-the ranker's view of it to Redis (`hm:f:<entity>`; `hm:ni:<user>` for `not_interested`), and
-credits positive engagements on ranked-served tweets to the bucket and strategy that served them.
+the ranker's view of it to Redis (`hm:f:<entity>`; `hm:ni:<user>` for `not_interested`), credits
+positive engagements on ranked-served tweets to the bucket and strategy that served them, and
+marks every engagement on a ranked-served tweet as its outcome for the calibration fit.
 Keeps: per entity, the undecayed totals and the decayed values as of that mark (decayed lazily,
 as Twitter's real-time aggregates are).
 """
@@ -28,6 +29,7 @@ from streams.batch_transport import RecordBatch
 from streams.feature_registry import PERFORMANCE_ENTITIES
 from streams.node import EntityCodec, fresh_events, update_entities
 from streams.ranked_reader import POSITIVE_KINDS, record_feedback
+from streams.served_outcomes import mark_outcomes
 from streams.serving_view import ServingWrites
 from streams.sink import SinkBatch
 from topologies.topics import ROUTES, batch_agent, node_state, sink_topics
@@ -74,9 +76,11 @@ async def process_batch(records: RecordBatch, route: str) -> None:
     outputs = SinkBatch()
     writes = ServingWrites(redis_client(), settings.timeline_max)
     feedback: list[tuple[int, int]] = []
+    outcomes: list[tuple[int, int, str]] = []
     for part in batch.partitions.values():
         if route == USER_ROUTE:
             for event in part.events:
+                outcomes.append((event["user_id"], event["tweet_id"], event["type"]))
                 if event["type"] == "not_interested":
                     writes.not_interested(event["user_id"], event["author_id"])
                 elif event["type"] in POSITIVE_KINDS:
@@ -88,6 +92,7 @@ async def process_batch(records: RecordBatch, route: str) -> None:
             writes.features(entity_type, entity_id, scoring_fields(features, counts.last_ts))
     await writes.execute()
     await record_feedback(redis_client(), feedback)
+    await mark_outcomes(redis_client(), outcomes)
     await outputs.send_and_wait()
     await state.commit(batch.last_offsets)
 

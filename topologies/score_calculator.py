@@ -29,6 +29,7 @@ from streams.mixer.scorers import EngagementScorer
 from streams.mixer.scoring import ScoringModel
 from streams.node import fresh_events
 from streams.ranked_reader import RedisHydrator, load_adaptation
+from streams.served_outcomes import load_calibration
 from streams.serving_view import ServingReads
 from streams.sink import SinkBatch
 from topologies import aggregator
@@ -46,7 +47,6 @@ log = logging.getLogger(__name__)
 (user_route, _) = next(route for route in ROUTES["engagement_events"] if route[1] == "user_id")
 state = node_state(NODE, [user_route.get_topic_name()])
 scores_topic = sink_topics["user_scores"]
-scorer = EngagementScorer(ScoringModel())
 
 
 async def process_batch(records: RecordBatch) -> None:
@@ -76,14 +76,15 @@ async def applied_by_aggregator(records: RecordBatch) -> None:
 
 async def rescore(redis: Redis, changes: dict[int, ViewerChange]) -> list[UserScore]:
     reads = ServingReads(redis)
-    adaptation = await load_adaptation(redis)
+    adaptation, calibration = await asyncio.gather(load_adaptation(redis), load_calibration(redis))
+    scorer = EngagementScorer(ScoringModel(calibration=calibration))
     authors = sorted({a for change in changes.values() for a in change.authors})
     newest = await reads.authored(authors, RESCORED_PER_AUTHOR, None)
     gate = asyncio.Semaphore(CONCURRENT_VIEWERS)
 
     async def one(user: int, change: ViewerChange) -> list[UserScore]:
         async with gate:
-            return await score_viewer(redis, reads, adaptation, user, change, newest)
+            return await score_viewer(redis, reads, adaptation, scorer, user, change, newest)
 
     per_viewer = await asyncio.gather(*(one(u, c) for u, c in changes.items()))
     return [score for scores in per_viewer for score in scores]
@@ -93,6 +94,7 @@ async def score_viewer(
     redis: Redis,
     reads: ServingReads,
     adaptation: Adaptation,
+    scorer: EngagementScorer,
     user: int,
     change: ViewerChange,
     newest: dict[int, list[int]],

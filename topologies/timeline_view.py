@@ -52,7 +52,11 @@ def reader() -> TimelineReader:
 def ranked_reader() -> RankedReader:
     redis = redis_client()
     return RankedReader(
-        redis, reader(), TimelineStore(redis, settings.timeline_max), settings.freeze_learning
+        redis,
+        reader(),
+        TimelineStore(redis, settings.timeline_max),
+        settings.freeze_learning,
+        settings.calibration_label_s * 1000,
     )
 
 

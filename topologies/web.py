@@ -11,12 +11,16 @@ from streams.app import app, redis_client
 from streams.codec import encode_json
 from streams.metrics import METRICS
 from streams.ranked_reader import bucket_metrics
+from streams.served_outcomes import load_calibrator
 from topologies.topics import sink_topics
 
 AB_REPORT_INTERVAL_S = 60.0
 METRICS.describe("homemixer_ab_served", "gauge", "Ranked items served per A/B bucket.")
 METRICS.describe("homemixer_ab_engaged", "gauge", "Positive engagements on ranked items per A/B bucket.")
 METRICS.describe("homemixer_ab_rate", "gauge", "Engagements per served ranked item per A/B bucket.")
+METRICS.describe("homemixer_calibration_a", "gauge", "Platt slope a of the scorer's calibration.")
+METRICS.describe("homemixer_calibration_b", "gauge", "Platt intercept b of the scorer's calibration.")
+METRICS.describe("homemixer_calibration_learnt", "gauge", "Served outcomes the calibration learnt from.")
 
 
 @app.page("/healthz")
@@ -35,6 +39,13 @@ class Metrics(View):
         for bucket, values in (await bucket_metrics(redis_client())).items():
             for name, value in values.items():
                 METRICS.set(f"homemixer_ab_{name}", value, bucket=bucket)
+        for segment, calibrator in (await load_calibrator(redis_client())).segments.items():
+            for kind, platt in calibrator.params().items():
+                METRICS.set("homemixer_calibration_a", platt.a, segment=segment, kind=kind)
+                METRICS.set("homemixer_calibration_b", platt.b, segment=segment, kind=kind)
+                METRICS.set(
+                    "homemixer_calibration_learnt", calibrator.learnt(kind), segment=segment, kind=kind
+                )
         return self.text(METRICS.render(), content_type="text/plain; version=0.0.4")
 
 

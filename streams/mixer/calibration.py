@@ -5,12 +5,17 @@ raw prediction and whether the engagement happened, and makes one SGD step on th
 step is taken in standardised coordinates, `u = (logit(raw) - mean) / std` with a running mean
 and deviation of the logits, and mapped back to (a, b): engagement logits sit far from zero
 (-3 to -6), where a and b move almost together and plain SGD on them crawls.
+
+Serving keeps one fit per segment (`SegmentedCalibrator`): an out-of-network (trending) tweet is
+engaged with less than its engagement rates suggest, since the viewer did not choose its author,
+and one shared fit would average that away. What a served item teaches is `learn_outcome`: a
+`ServedPrediction` (the raw predictions it was ranked with) and the kinds the viewer then did.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -123,11 +128,15 @@ class Calibrator:
         self._fits = {kind: KindFit() for kind in KINDS}
 
     def params(self) -> dict[str, Platt]:
-        """The fitted parameters: `ScoringModel(calibration=calibrator.params())`."""
+        """The fitted parameters of each kind."""
         return {kind: fit.platt for kind, fit in self._fits.items()}
 
     def calibrate(self, kind: str, raw: float) -> float:
         return self._fits[kind].platt.apply(raw)
+
+    def learnt(self, kind: str) -> float:
+        """How many outcomes of `kind` the fit has learnt from."""
+        return self._fits[kind].n
 
     def update(self, kind: str, raw: float, outcome: bool) -> None:
         """One impression: kind `kind`'s raw prediction when served, and whether it happened."""
@@ -160,3 +169,78 @@ class Calibrator:
             f.mean = values.get(f"{kind}.mean", 0.0)
             f.var = values.get(f"{kind}.var", 0.0)
         return calibrator
+
+
+IN_NETWORK: Final = "in_network"
+OUT_OF_NETWORK: Final = "out_of_network"
+SEGMENTS: Final[tuple[str, ...]] = (IN_NETWORK, OUT_OF_NETWORK)
+# What a served item's viewer may do to it: an impression says it was seen, with no engagement.
+VIEWED: Final = "impression"
+
+
+def segment_of(in_network: bool) -> str:
+    return IN_NETWORK if in_network else OUT_OF_NETWORK
+
+
+class SegmentedCalibrator:
+    """A `Calibrator` per segment: `ScoringModel(calibration=calibrator.params())`."""
+
+    def __init__(self, learning_rate: float = CALIBRATION_LEARNING_RATE) -> None:
+        self.segments = {segment: Calibrator(learning_rate) for segment in SEGMENTS}
+
+    def update(self, in_network: bool, kind: str, raw: float, outcome: bool) -> None:
+        self.segments[segment_of(in_network)].update(kind, raw, outcome)
+
+    def params(self) -> dict[str, dict[str, Platt]]:
+        return {segment: c.params() for segment, c in self.segments.items()}
+
+    def to_dict(self) -> dict[str, float]:
+        """`<segment>.<kind>.a` and the rest of each segment's `Calibrator.to_dict`: a Redis hash."""
+        return {f"{segment}.{k}": v for segment, c in self.segments.items() for k, v in c.to_dict().items()}
+
+    @classmethod
+    def from_dict(
+        cls, values: Mapping[str, float], learning_rate: float = CALIBRATION_LEARNING_RATE
+    ) -> SegmentedCalibrator:
+        calibrator = cls(learning_rate)
+        for segment in SEGMENTS:
+            prefix = f"{segment}."
+            own = {k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)}
+            calibrator.segments[segment] = Calibrator.from_dict(own, learning_rate)
+        return calibrator
+
+
+@dataclass(frozen=True, slots=True)
+class ServedPrediction:
+    """What a ranked item was served with: its segment and its raw prediction of each kind, in
+    `KINDS` order; `pack` / `unpack` are its stored form, "in_network,raw1,raw2,..."."""
+
+    in_network: bool
+    raw: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.raw) != len(KINDS):
+            raise ValueError(f"a served prediction has one raw value per kind {KINDS}, got {self.raw}")
+
+    def pack(self) -> str:
+        return ",".join([segment_of(self.in_network), *(repr(r) for r in self.raw)])
+
+    @classmethod
+    def unpack(cls, stored: bytes | str) -> ServedPrediction:
+        text = stored.decode() if isinstance(stored, bytes) else stored
+        segment, *raw = text.split(",")
+        if segment not in SEGMENTS:
+            raise ValueError(f"a served prediction starts with one of {SEGMENTS}, got {text!r}")
+        return cls(segment == IN_NETWORK, tuple(float(r) for r in raw))
+
+
+def learn_outcome(calibrator: SegmentedCalibrator, served: ServedPrediction, done: Collection[str]) -> bool:
+    """One served item's lesson: for each kind, did the viewer do it. `done` holds the kinds the
+    viewer did to the item, `VIEWED` for a bare impression. An item with neither was never seen
+    (scrolled past, app closed) and says nothing about the predictions: it is skipped. Returns
+    whether the item was learnt from."""
+    if not done:
+        return False
+    for kind, raw in zip(KINDS, served.raw, strict=True):
+        calibrator.update(served.in_network, kind, raw, kind in done)
+    return True

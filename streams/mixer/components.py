@@ -13,6 +13,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, ClassVar, Literal, NamedTuple, Protocol
 
 from streams.mixer.features import CandidateFeatures
@@ -87,6 +88,7 @@ class Candidate:
     features: CandidateFeatures
     score: float = 0.0
     predictions: Mapping[str, float] = field(default_factory=dict)
+    raw_predictions: Mapping[str, float] = field(default_factory=dict)
     # Why the source proposed it, e.g. "followed author".
     source_reason: str = ""
     # What selectors did to it, in order, e.g. "trending boost x1.30".
@@ -107,6 +109,8 @@ class FilterResult:
 class ScoreResult(NamedTuple):
     score: float
     predictions: Mapping[str, float]
+    # Before calibration: what the served-outcome record keeps to fit the calibration on.
+    raw_predictions: Mapping[str, float] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +136,8 @@ class PageItem:
     # Why it is on the page, e.g. "followed author; predicted like 4%, reply 1%".
     reason: str
     predictions: Mapping[str, float]
+    # Before calibration; recorded for the calibration fit, not part of the response.
+    raw_predictions: Mapping[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {

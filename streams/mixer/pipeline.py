@@ -129,7 +129,9 @@ class Page:
 
 def _page_item(c: Candidate, score_reason: str) -> PageItem:
     reason = "; ".join(r for r in (c.source_reason, score_reason, *c.reasons) if r)
-    return PageItem(c.tweet_id, c.author_id, c.source, c.in_network, c.score, reason, c.predictions)
+    return PageItem(
+        c.tweet_id, c.author_id, c.source, c.in_network, c.score, reason, c.predictions, c.raw_predictions
+    )
 
 
 class RankedPipeline:
@@ -180,6 +182,7 @@ class RankedPipeline:
         for c, r in zip(candidates, results, strict=True):
             c.score = r.score
             c.predictions = r.predictions
+            c.raw_predictions = r.raw_predictions
         return by_score(candidates)
 
     async def run(self, query: Query) -> Page:

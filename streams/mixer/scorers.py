@@ -6,7 +6,13 @@ from collections.abc import Mapping, Sequence
 from typing import Final
 
 from streams.mixer.components import Candidate, Query, Scorer, ScoreResult
-from streams.mixer.scoring import PredictionRow, ScoringModel, predictions_matrix, weight_vector
+from streams.mixer.scoring import (
+    PredictionRow,
+    ScoringModel,
+    calibrated,
+    raw_predictions_matrix,
+    weight_vector,
+)
 
 # How many kinds a reason names: the ones that add most to the score.
 REASON_KINDS: Final = 2
@@ -39,11 +45,13 @@ class EngagementScorer(Scorer):
             return []
         kinds = list(self.model.priors)
         columns = {kind: i for i, kind in enumerate(kinds)}
-        p = predictions_matrix([c.features for c in candidates], self.model)
+        features = [c.features for c in candidates]
+        raw = raw_predictions_matrix(features, self.model)
+        p = calibrated(raw, [f.in_network for f in features], self.model)
         scores = p @ weight_vector(kinds, query.weights)
         return [
-            ScoreResult(s, PredictionRow(columns, row))
-            for s, row in zip(scores.tolist(), p.tolist(), strict=True)
+            ScoreResult(s, PredictionRow(columns, row), PredictionRow(columns, raw_row))
+            for s, row, raw_row in zip(scores.tolist(), p.tolist(), raw.tolist(), strict=True)
         ]
 
     def reason(self, query: Query, predictions: Mapping[str, float]) -> str:

@@ -15,9 +15,9 @@ own rate counts as much as the prior):
 
 A brand-new tweet by an unknown author for an unknown viewer is therefore `prior_k` (times its
 recency), and every count moves it only as far as its evidence warrants. The raw value is then
-Platt-calibrated per kind, `p = sigmoid(a_k * logit(raw) + b_k)`, with (a_k, b_k) fitted online
-by `Calibrator` (`streams.mixer.calibration`) on served tweets' outcomes, so that predicted
-probabilities match observed rates.
+Platt-calibrated per segment (in- or out-of-network) and kind, `p = sigmoid(a_k * logit(raw) + b_k)`,
+with (a_k, b_k) fitted online by `SegmentedCalibrator` (`streams.mixer.calibration`) on served
+tweets' outcomes, so that predicted probabilities match observed rates.
 """
 
 from __future__ import annotations
@@ -31,8 +31,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from streams.mixer.calibration import EPS, IDENTITY, Platt
-from streams.mixer.calibration import Calibrator as Calibrator  # re-exported: the scorer's calibrator
+from streams.mixer.calibration import EPS, IDENTITY, Platt, segment_of
 from streams.mixer.features import KINDS, NEGATIVE_KINDS, CandidateFeatures, EntityCounts
 
 # Twitter's heavy-ranker weights as published in April 2023 (the-algorithm-ml, `projects/home/
@@ -96,7 +95,8 @@ class ScoringModel:
     # Positive engagement falls off with age: half as likely after 12 hours, never below 10%.
     recency_half_life_ms: float = 12 * HOUR_MS
     recency_floor: float = 0.1
-    calibration: Mapping[str, Platt] = field(default_factory=dict)
+    # segment (`calibration.SEGMENTS`) -> kind -> its Platt; a missing one is the identity.
+    calibration: Mapping[str, Mapping[str, Platt]] = field(default_factory=dict)
 
 
 def recency(age_ms: FloatArray, model: ScoringModel) -> FloatArray:
@@ -145,17 +145,24 @@ def raw_predictions_matrix(features: Sequence[CandidateFeatures], model: Scoring
     return np.clip(raw, EPS, 1.0 - EPS)
 
 
+def calibrated(raw: FloatArray, in_network: Sequence[bool], model: ScoringModel) -> FloatArray:
+    """`raw_predictions_matrix`'s rows through `model.calibration`: each row by its segment's fit
+    (in-network or out-of-network), each kind by its own Platt; no fit is the identity."""
+    kinds = list(model.priors)
+    # Row 0 of a and b is the in-network fit, row 1 the out-of-network one.
+    fits = [model.calibration.get(segment_of(s), {}) for s in (True, False)]
+    a = np.array([[f.get(kind, IDENTITY).a for kind in kinds] for f in fits])
+    b = np.array([[f.get(kind, IDENTITY).b for kind in kinds] for f in fits])
+    if np.all(a == 1.0) and np.all(b == 0.0):
+        return raw
+    segment = np.array([0 if s else 1 for s in in_network], dtype=np.intp)
+    z: FloatArray = a[segment] * np.log(raw / (1.0 - raw)) + b[segment]
+    return 1.0 / (1.0 + np.exp(-z))
+
+
 def predictions_matrix(features: Sequence[CandidateFeatures], model: ScoringModel) -> FloatArray:
     """Calibrated probabilities of every candidate (rows) and kind of `model.priors` (columns)."""
-    raw = raw_predictions_matrix(features, model)
-    kinds = list(model.priors)
-    fitted = [i for i, kind in enumerate(kinds) if model.calibration.get(kind, IDENTITY) != IDENTITY]
-    if fitted:
-        a = np.array([model.calibration[kinds[i]].a for i in fitted])
-        b = np.array([model.calibration[kinds[i]].b for i in fitted])
-        x = raw[:, fitted]
-        raw[:, fitted] = 1.0 / (1.0 + np.exp(-(a * np.log(x / (1.0 - x)) + b)))
-    return raw
+    return calibrated(raw_predictions_matrix(features, model), [f.in_network for f in features], model)
 
 
 class PredictionRow(Mapping[str, float]):

@@ -1,11 +1,16 @@
 """`mode=ranked` end to end: events through Kafka, features into Redis, a ranked page through HTTP
-with scores and reasons, and the bandit credited when the viewer engages with what it served."""
+with scores and reasons, the bandit credited when the viewer engages with what it served, and the
+calibration fitted on served items' outcomes."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+import pytest
+
+from streams.mixer.calibration import SegmentedCalibrator, ServedPrediction, learn_outcome
+from streams.mixer.features import KINDS
 from tests.harness import Cluster
 from tests.integration.test_timelines import activity, get_timeline, graph, now_ms, seq, tweet
 
@@ -79,3 +84,63 @@ def test_ranked_page_scores_explains_and_learns(empty_broker: str, cluster: Clus
     while worker.metric("homemixer_ab_engaged", bucket=body["bucket"]) < 1:
         assert time.monotonic() < deadline, "the like on a served tweet was never credited"
         time.sleep(0.3)
+
+
+def test_served_outcomes_calibrate_the_next_ranked_page(empty_broker: str, cluster: Cluster) -> None:
+    worker = cluster.start_worker(HOMEMIXER_CALIBRATION_LABEL_S="8")
+    reader, friend, bystander, quiet = 1, 2, 3, 4
+    cluster.produce(
+        [
+            activity(reader),
+            activity(bystander),
+            graph("follow", reader, friend),
+            graph("follow", bystander, quiet),
+        ]
+    )
+    assert get_timeline(worker, reader)[0] == get_timeline(worker, bystander)[0] == 200
+    posts = [tweet(friend) for _ in range(6)]
+    untouched = tweet(quiet)  # nobody engages with it: its raw predictions are the priors
+    cluster.produce([*posts, untouched])
+    ids = sorted(p[2]["tweet_id"] for p in posts)
+
+    def ranked(user: int) -> dict[int, dict[str, Any]]:
+        status, body = get_timeline(worker, user, mode="ranked", limit=10)
+        assert status == 200, body
+        return {item["tweet_id"]: item for item in body["items"]}
+
+    deadline = time.monotonic() + 30
+    while set(ids) - set(page := ranked(reader)) or untouched[2]["tweet_id"] not in ranked(bystander):
+        assert time.monotonic() < deadline, "the tweets never reached the ranked pages"
+        time.sleep(0.3)
+    before = ranked(bystander)[untouched[2]["tweet_id"]]["predictions"]
+    # Nothing has been learnt yet (served items without outcomes teach nothing), so what the page
+    # shows is what the reader's items were served with: their raw predictions.
+    liked = set(ids[:3])
+    cluster.produce(
+        [engagement(reader, t, friend, "impression") for t in ids]
+        + [engagement(reader, t, friend, "like") for t in sorted(liked)]
+    )
+    labels = {"segment": "in_network", "kind": "like"}
+    deadline = time.monotonic() + 30
+    while worker.metric("homemixer_calibration_learnt", **labels) < len(ids):
+        assert time.monotonic() < deadline, "the served outcomes were never learnt"
+        time.sleep(0.3)
+    assert worker.metric("homemixer_calibration_learnt", **labels) == len(ids)
+
+    # The fitter takes items in queue order: served at the same ms, by "user:tweet".
+    reference = SegmentedCalibrator()
+    for t in ids:
+        served = ServedPrediction(True, tuple(page[t]["predictions"][k] for k in KINDS))
+        learn_outcome(reference, served, {"impression"} | ({"like"} if t in liked else set()))
+    fit = reference.params()["in_network"]
+    for kind in KINDS:
+        kind_labels = {"segment": "in_network", "kind": kind}
+        assert worker.metric("homemixer_calibration_a", **kind_labels) == pytest.approx(fit[kind].a, rel=1e-5)
+        assert worker.metric("homemixer_calibration_b", **kind_labels) == pytest.approx(fit[kind].b, rel=1e-5)
+
+    # Half of what was seen was liked, far above the ~3% predicted: the fit raises every like
+    # prediction, here on a tweet whose own features did not change.
+    after = ranked(bystander)[untouched[2]["tweet_id"]]["predictions"]
+    assert after["like"] == pytest.approx(fit["like"].apply(before["like"]), rel=1e-3)
+    assert after["like"] > before["like"] * 1.005
+    assert after["reply"] < before["reply"]

@@ -4,7 +4,16 @@ import random
 
 import pytest
 
-from streams.mixer.calibration import Calibrator, calibration_report, logit, sigmoid
+from streams.mixer.calibration import (
+    Calibrator,
+    SegmentedCalibrator,
+    ServedPrediction,
+    calibration_report,
+    learn_outcome,
+    logit,
+    sigmoid,
+)
+from streams.mixer.features import KINDS
 
 
 def _miscalibrated(rng: random.Random, n: int) -> list[tuple[float, bool]]:
@@ -55,3 +64,43 @@ def test_calibration_report_by_hand() -> None:
     ]
     assert report.error == pytest.approx(0.5 * 0.3 + 0.5 * 0.2)
     assert calibration_report([]).error == 0.0
+
+
+def test_out_of_network_outcomes_fit_only_the_out_of_network_calibration() -> None:
+    rng = random.Random(5)
+    calibrator = SegmentedCalibrator()
+    # trending tweets are liked at half what their raw predictions say; followed ones as predicted
+    for _ in range(30_000):
+        raw = rng.uniform(0.02, 0.2)
+        in_network = rng.random() < 0.5
+        liked = rng.random() < (raw if in_network else raw / 2)
+        learn_outcome(
+            calibrator,
+            ServedPrediction(in_network, (raw,) * len(KINDS)),
+            {"impression"} | ({"like"} if liked else set()),
+        )
+    inside, outside = calibrator.segments["in_network"], calibrator.segments["out_of_network"]
+    assert inside.calibrate("like", 0.1) == pytest.approx(0.1, abs=0.01)
+    assert outside.calibrate("like", 0.1) == pytest.approx(0.05, abs=0.01)
+    assert inside.learnt("like") + outside.learnt("like") == 30_000
+    restored = SegmentedCalibrator.from_dict(calibrator.to_dict())
+    assert restored.params() == calibrator.params()
+    assert restored.to_dict() == calibrator.to_dict()
+
+
+def test_an_unseen_item_teaches_nothing() -> None:
+    calibrator = SegmentedCalibrator()
+    assert not learn_outcome(calibrator, ServedPrediction(True, (0.1,) * len(KINDS)), set())
+    assert calibrator.to_dict() == SegmentedCalibrator().to_dict()
+    assert learn_outcome(calibrator, ServedPrediction(True, (0.1,) * len(KINDS)), {"report"})
+    assert calibrator.segments["in_network"].learnt("like") == 1
+
+
+def test_a_served_prediction_round_trips_and_rejects_what_it_did_not_write() -> None:
+    served = ServedPrediction(False, tuple(0.1 / (i + 1) for i in range(len(KINDS))))
+    assert ServedPrediction.unpack(served.pack().encode()) == served
+    assert served.pack().startswith("out_of_network,0.1,0.05,")
+    with pytest.raises(ValueError, match="starts with one of"):
+        ServedPrediction.unpack(b"sideways,0.1")
+    with pytest.raises(ValueError, match="one raw value per kind"):
+        ServedPrediction.unpack(b"in_network,0.1,0.2")

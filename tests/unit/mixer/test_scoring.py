@@ -103,11 +103,22 @@ def test_recency_spares_negative_kinds() -> None:
     assert raw_prediction(old, "like", model) == pytest.approx(0.03 * (0.1 + 0.9 * 0.5**20))
 
 
-def test_platt_calibration_is_applied_per_kind() -> None:
+def test_platt_calibration_is_applied_per_segment_and_kind() -> None:
     fresh = CandidateFeatures(tweet_id=1, author_id=2, in_network=True)
-    model = ScoringModel(priors={"like": 0.2}, calibration={"like": Platt(2.0, -1.0)})
-    # sigmoid(2 logit(0.2) - 1) = 1 / (1 + ((1 - 0.2) / 0.2)**2 * e)
-    assert predict(fresh, model) == {"like": pytest.approx(1 / (1 + 16 * math.e))}
+    trending = fresh._replace(in_network=False)
+    model = ScoringModel(
+        priors={"like": 0.2, "reply": 0.2},
+        calibration={"in_network": {"like": Platt(2.0, -1.0)}, "out_of_network": {"like": Platt(1.0, -1.0)}},
+    )
+    # sigmoid(2 logit(0.2) - 1) = 1 / (1 + ((1 - 0.2) / 0.2)**2 * e); no fit for reply: identity
+    assert predict(fresh, model) == {
+        "like": pytest.approx(1 / (1 + 16 * math.e)),
+        "reply": pytest.approx(0.2),
+    }
+    # the out-of-network fit for the trending tweet: sigmoid(logit(0.2) - 1) = 1 / (1 + 4 e)
+    assert predict(trending, model)["like"] == pytest.approx(1 / (1 + 4 * math.e))
+    both = predictions_matrix([fresh, trending, fresh], model)[:, 0].tolist()
+    assert both == pytest.approx([1 / (1 + 16 * math.e), 1 / (1 + 4 * math.e), 1 / (1 + 16 * math.e)])
 
 
 def test_entity_counts_decay_to_the_request_clock() -> None:

@@ -1,0 +1,181 @@
+"""What ranked items were served with and what their viewers then did: the calibration's data.
+
+The read path records every ranked item it serves with the raw predictions it was ranked with
+(`record_served_predictions`, in the served recorder's pipeline). The aggregator marks what the
+viewer then did to it (`mark_outcomes`). Once an item's label window has passed, the fitter
+(`fit_calibration`, a leader timer) learns from it and forgets it, and every ranked read scores
+with the fit (`load_calibration`).
+
+Exactly once: the fitter reads the matured items, then in one MULTI/EXEC guarded by WATCH on the
+fit, writes the new fit and deletes those items. A crash before EXEC leaves both as they were and
+the items are learnt next round; a second fitter racing on the same items (two leaders for a
+moment during a rebalance) fails its EXEC and learns nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final, cast
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import WatchError
+from redis.typing import EncodableT, FieldT
+
+from streams.mixer.calibration import VIEWED, Platt, SegmentedCalibrator, ServedPrediction, learn_outcome
+from streams.mixer.components import PageItem
+from streams.mixer.features import KINDS
+from streams.redis_keys import (
+    CALIBRATION,
+    CALIBRATION_PENDING,
+    CALIBRATION_SERVED_PREFIX,
+    calibration_served_key,
+)
+from streams.serving_view import float_fields
+
+log = logging.getLogger(__name__)
+
+# What the aggregator marks on a served item: whether it was seen, and each predicted kind.
+OUTCOME_KINDS: Final[tuple[str, ...]] = (VIEWED, *KINDS)
+# Items the fitter learns from per round trip; it takes rounds until none has matured.
+FIT_BATCH: Final = 2000
+
+
+def record_served_predictions(
+    pipe: Pipeline, user_id: int, now_ms: int, items: Sequence[PageItem], label_window_ms: int
+) -> None:
+    """Queue, in `pipe`, the served items' raw predictions for the fitter. The user's records
+    expire two label windows after the latest serve: the fitter normally takes them after one,
+    and a fitter that does not run (no leader) must not make them pile up."""
+    records: dict[str, EncodableT] = {
+        str(i.tweet_id): ServedPrediction(i.in_network, tuple(i.raw_predictions[k] for k in KINDS)).pack()
+        for i in items
+        if i.raw_predictions
+    }
+    if not records:
+        return
+    pipe.hset(calibration_served_key(user_id), mapping=cast(dict[FieldT, EncodableT], records))
+    pipe.pexpire(calibration_served_key(user_id), 2 * label_window_ms)
+    pipe.zadd(CALIBRATION_PENDING, {f"{user_id}:{tweet}": now_ms for tweet in records})
+
+
+# Marks (user, tweet, kind) on the user's served record when there is one.
+#   ARGV: served-record prefix, then user, tweet, kind triples.
+MARK = """
+for i = 2, #ARGV, 3 do
+  local key = ARGV[1] .. ARGV[i]
+  if redis.call('HEXISTS', key, ARGV[i + 1]) == 1 then
+    redis.call('HSET', key, ARGV[i + 1] .. ':' .. ARGV[i + 2], 1)
+  end
+end
+"""
+
+
+async def mark_outcomes(redis: Redis, engagements: Sequence[tuple[int, int, str]]) -> None:
+    """Mark (user, tweet, kind) engagements on the served items they answer; others are ignored.
+    Setting a mark is idempotent: a replayed batch marks nothing twice."""
+    marks = [(u, t, k) for u, t, k in engagements if k in OUTCOME_KINDS]
+    if marks:
+        await redis.eval(MARK, 0, CALIBRATION_SERVED_PREFIX, *(str(x) for m in marks for x in m))
+
+
+# The matured served items: those queued at or before ARGV[2], at most ARGV[3] of them.
+#   ARGV: pending key, cutoff ms, limit, served-record prefix, then the outcome kinds.
+#   Returns per item {member, record or nil, one mark or nil per outcome kind}.
+TAKE_MATURED = """
+local out = {}
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', ARGV[1], '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])) do
+  local user, tweet = string.match(member, '^(%d+):(%d+)$')
+  local fields = {tweet}
+  for i = 5, #ARGV do fields[#fields + 1] = tweet .. ':' .. ARGV[i] end
+  out[#out + 1] = {member, redis.call('HMGET', ARGV[4] .. user, unpack(fields))}
+end
+return out
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class FitRound:
+    """What a fitter round took: items learnt from; items not learnt from (never seen: no
+    impression and no engagement; or learning is frozen); items whose record had expired or was
+    unreadable."""
+
+    learnt: int = 0
+    not_learnt: int = 0
+    lost: int = 0
+
+    @property
+    def taken(self) -> int:
+        return self.learnt + self.not_learnt + self.lost
+
+    def __add__(self, other: FitRound) -> FitRound:
+        return FitRound(
+            self.learnt + other.learnt, self.not_learnt + other.not_learnt, self.lost + other.lost
+        )
+
+
+async def _fit_round(redis: Redis, cutoff_ms: int, learn: bool) -> FitRound:
+    async with redis.pipeline(transaction=True) as pipe:
+        await pipe.watch(CALIBRATION)
+        taken: list[Any] = await pipe.eval(
+            TAKE_MATURED,
+            0,
+            CALIBRATION_PENDING,
+            cutoff_ms,
+            FIT_BATCH,
+            CALIBRATION_SERVED_PREFIX,
+            *OUTCOME_KINDS,
+        )
+        if not taken:
+            return FitRound()
+        calibrator = SegmentedCalibrator.from_dict(float_fields(await pipe.hgetall(CALIBRATION)))
+        learnt = not_learnt = lost = 0
+        pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+        for member, (record, *marks) in taken:
+            user, tweet = member.decode().split(":")
+            done = {kind for kind, mark in zip(OUTCOME_KINDS, marks, strict=True) if mark is not None}
+            try:
+                served = ServedPrediction.unpack(record) if record is not None else None
+            except ValueError as exc:
+                log.warning("calibration: dropping unreadable served record %s: %s", member, exc)
+                served = None
+            if served is None:
+                lost += 1
+            elif learn and learn_outcome(calibrator, served, done):
+                learnt += 1
+            else:
+                not_learnt += 1
+            pipe.hdel(calibration_served_key(int(user)), tweet, *(f"{tweet}:{k}" for k in done))
+        pipe.zrem(CALIBRATION_PENDING, *(member for member, _ in taken))
+        if learnt:
+            pipe.hset(CALIBRATION, mapping=cast(dict[FieldT, EncodableT], calibrator.to_dict()))
+        await pipe.execute()
+        return FitRound(learnt, not_learnt, lost)
+
+
+async def fit_calibration(redis: Redis, now_ms: int, label_window_ms: int, learn: bool = True) -> FitRound:
+    """Learn from every served item whose label window has passed, and forget them; with
+    `learn` off (learning frozen) they are only forgotten. Returns what was taken in all."""
+    total = FitRound()
+    while True:
+        try:
+            round_ = await _fit_round(redis, now_ms - label_window_ms, learn)
+        except WatchError:
+            log.info("calibration: another fitter changed the fit; these items are left to it")
+            return total
+        total += round_
+        if round_.taken < FIT_BATCH:
+            return total
+
+
+async def load_calibrator(redis: Redis) -> SegmentedCalibrator:
+    """The fit as the fitter left it; `.params()` is what the scorer ranks with (identity before
+    any fit)."""
+    return SegmentedCalibrator.from_dict(float_fields(await redis.hgetall(CALIBRATION)))
+
+
+async def load_calibration(redis: Redis) -> dict[str, dict[str, Platt]]:
+    """The fit the scorer ranks with: segment -> kind -> Platt."""
+    return (await load_calibrator(redis)).params()

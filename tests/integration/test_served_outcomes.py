@@ -1,0 +1,125 @@
+"""The calibration's data path against a real Redis: served items recorded with their raw
+predictions, outcomes marked, matured items learnt exactly once, and the fit the scorer reads."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+import redis as sync_redis
+from redis.asyncio import Redis
+
+from streams.mixer.calibration import SegmentedCalibrator, ServedPrediction, learn_outcome
+from streams.mixer.components import PageItem
+from streams.mixer.features import KINDS
+from streams.redis_keys import CALIBRATION_PENDING, calibration_served_key
+from streams.served_outcomes import (
+    FitRound,
+    fit_calibration,
+    load_calibration,
+    load_calibrator,
+    mark_outcomes,
+    record_served_predictions,
+)
+
+WINDOW_MS = 60_000
+SERVED_MS = 1_000_000
+
+
+def run(redis_url: str, body: Callable[[Redis], Awaitable[None]]) -> None:
+    sync_redis.Redis.from_url(redis_url).flushdb()
+
+    async def main() -> None:
+        client = Redis.from_url(redis_url)
+        try:
+            await body(client)
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
+
+
+def item(tweet: int, in_network: bool, raw: float) -> PageItem:
+    raws = {kind: raw / (i + 1) for i, kind in enumerate(KINDS)}
+    return PageItem(tweet, 7, "push" if in_network else "trending", in_network, 1.0, "", raws, raws)
+
+
+async def serve(redis: Redis, user: int, items: list[PageItem], at_ms: int = SERVED_MS) -> None:
+    pipe = redis.pipeline(transaction=False)
+    record_served_predictions(pipe, user, at_ms, items, WINDOW_MS)
+    await pipe.execute()
+
+
+def served_as(i: PageItem) -> ServedPrediction:
+    return ServedPrediction(i.in_network, tuple(i.raw_predictions[k] for k in KINDS))
+
+
+def test_matured_outcomes_are_learnt_once_and_forgotten(redis_url: str) -> None:
+    async def body(redis: Redis) -> None:
+        page = [item(101, True, 0.05), item(102, True, 0.2), item(103, False, 0.1), item(104, True, 0.02)]
+        await serve(redis, 1, page)
+        later = item(105, True, 0.3)
+        await serve(redis, 1, [later], at_ms=SERVED_MS + WINDOW_MS)  # not matured at the fit below
+        await mark_outcomes(
+            redis,
+            [
+                (1, 101, "impression"),
+                (1, 101, "like"),
+                (1, 102, "impression"),
+                (1, 103, "click"),  # an engagement without an impression still says it was seen
+                (1, 103, "click"),  # a replayed event marks nothing twice
+                (1, 999, "like"),  # never served: ignored
+                (1, 101, "bookmark"),  # not a predicted kind: ignored
+                (2, 101, "like"),  # served to someone else: ignored
+            ],
+        )
+        # 104 was never seen (no impression, no engagement): it says nothing about the predictions
+        fitted = await fit_calibration(redis, SERVED_MS + WINDOW_MS, WINDOW_MS)
+        assert fitted == FitRound(learnt=3, not_learnt=1, lost=0)
+
+        reference = SegmentedCalibrator()
+        for i, done in ((page[0], {"impression", "like"}), (page[1], {"impression"}), (page[2], {"click"})):
+            learn_outcome(reference, served_as(i), done)  # members sort as "1:101" < "1:102" < "1:103"
+        got = await load_calibrator(redis)
+        assert got.to_dict() == pytest.approx(reference.to_dict())
+        assert got.segments["out_of_network"].learnt("click") == 1
+        assert got.segments["in_network"].learnt("like") == 2
+        assert await load_calibration(redis) == reference.params()
+
+        # learnt items are gone: a second fit at the same time learns nothing more
+        assert await fit_calibration(redis, SERVED_MS + WINDOW_MS, WINDOW_MS) == FitRound()
+        assert await redis.hkeys(calibration_served_key(1)) == [b"105"]
+        assert await redis.zrange(CALIBRATION_PENDING, 0, -1) == [b"1:105"]
+
+    run(redis_url, body)
+
+
+def test_lost_records_and_frozen_learning_forget_without_learning(redis_url: str) -> None:
+    async def body(redis: Redis) -> None:
+        await serve(redis, 1, [item(101, True, 0.05)])
+        await serve(redis, 2, [item(201, True, 0.05), item(202, False, 0.05)])
+        await mark_outcomes(redis, [(1, 101, "like"), (2, 201, "like"), (2, 202, "impression")])
+        assert await redis.pttl(calibration_served_key(1)) == pytest.approx(2 * WINDOW_MS, abs=5_000)
+        await redis.delete(calibration_served_key(1))  # expired: its user was not served again
+        fitted = await fit_calibration(redis, SERVED_MS + WINDOW_MS, WINDOW_MS, learn=False)
+        assert fitted == FitRound(learnt=0, not_learnt=2, lost=1)
+        assert await redis.exists(calibration_served_key(2), CALIBRATION_PENDING) == 0
+        assert (await load_calibrator(redis)).to_dict() == SegmentedCalibrator().to_dict()
+
+    run(redis_url, body)
+
+
+def test_more_matured_items_than_a_round_are_all_learnt(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("streams.served_outcomes.FIT_BATCH", 7)
+
+    async def body(redis: Redis) -> None:
+        page = [item(100 + i, True, 0.1) for i in range(20)]
+        await serve(redis, 1, page)
+        await mark_outcomes(redis, [(1, i.tweet_id, "impression") for i in page])
+        assert await fit_calibration(redis, SERVED_MS + WINDOW_MS, WINDOW_MS) == FitRound(learnt=20)
+        assert (await load_calibrator(redis)).segments["in_network"].learnt("like") == 20
+
+    run(redis_url, body)
