@@ -12,7 +12,8 @@ Three parts, each printed next to its baseline:
    `RankedPipeline`, Twitter's weights, no learning) and `ranked-adaptive` (the same pipeline,
    weights chosen per request by the `Adaptation` Thompson bandit, all users in its learning
    bucket, fed back as `streams.ranked_reader` does: served counts when a page is recorded, one
-   "engaged" per served tweet that gets a positive engagement). Each arm keeps its own engagement
+   "engaged" per served tweet that gets a positive engagement; the arms' counts fade with the
+   bandit's half-life, `BANDIT_HALF_LIFE_MS`, at each round's end). Each arm keeps its own engagement
    counts (its own world), for exactly the entities the real hydrator reads (tweet, author, viewer,
    viewer x author): each kind's count and the impressions, as stored hashes (`ts` plus values)
    decayed with the 24h half-life on update as the aggregator does, and read at request time
@@ -97,7 +98,7 @@ from dataclasses import dataclass, field, replace
 from typing import Final
 
 from streams.decay import exponential
-from streams.mixer.adaptation import ADAPTIVE, CONTROL, Adaptation
+from streams.mixer.adaptation import ADAPTIVE, CONTROL, Adaptation, discount_factor
 from streams.mixer.calibration import SegmentedCalibrator, ServedPrediction, calibration_report, learn_outcome
 from streams.mixer.components import PageItem, Query, SourceItem, ViewerContext
 from streams.mixer.features import (
@@ -693,6 +694,7 @@ async def run_rounds(pop: Population, state: ArmState, scenario: str, rounds: ra
         for served_as, done in state.outcomes:
             learn_outcome(state.calibrator, served_as, done)
         state.outcomes.clear()
+        state.adaptation.discount(discount_factor(ROUND_MS))
         if (r + 1) % 5 == 0:
             s = state.stats[0 if r < DRIFT_ROUND else 1]
             print(

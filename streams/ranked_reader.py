@@ -15,7 +15,13 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 
-from streams.mixer.adaptation import Adaptation, feedback_increments
+from streams.mixer.adaptation import (
+    BANDIT_HALF_LIFE_MS,
+    Adaptation,
+    discount_factor,
+    discounted_fields,
+    feedback_increments,
+)
 from streams.mixer.components import PageItem, Query, SourceItem, ViewerContext
 from streams.mixer.features import (
     CandidateFeatures,
@@ -261,6 +267,9 @@ class RankedReader:
         return {**body, "user_id": user_id, "rebuilt": rebuilt, "next_max_id": next_max_id}
 
 
+# The field of a bucket's hash that says when its arms were last discounted (ms).
+DISCOUNTED_AT = "discounted_at"
+
 # Engagements that count as the served tweet having worked, for the bandit's reward.
 POSITIVE_KINDS = frozenset(
     {"like", "retweet", "reply", "quote", "bookmark", "share", "click", "profile_click", "video_view"}
@@ -290,6 +299,37 @@ async def record_feedback(redis: Redis, engagements: Sequence[tuple[int, int]]) 
     if credited:
         await pipe.execute()
     return credited
+
+
+# Scales the arms' counts of one bucket's hash, unless another discounter got there first.
+#   ARGV: the bucket's key, the discounted-at field, its value as read ('' if none), factor,
+#         now ms, then the fields to scale.
+DISCOUNT = """
+if (redis.call('HGET', ARGV[1], ARGV[2]) or '') ~= ARGV[3] then return 0 end
+if ARGV[3] ~= '' then
+  for i = 6, #ARGV do
+    local v = redis.call('HGET', ARGV[1], ARGV[i])
+    if v then redis.call('HSET', ARGV[1], ARGV[i], tonumber(v) * tonumber(ARGV[4])) end
+  end
+end
+redis.call('HSET', ARGV[1], ARGV[2], ARGV[5])
+return 1
+"""
+
+
+async def discount_bandit(redis: Redis, now_ms: int, half_life_ms: float = BANDIT_HALF_LIFE_MS) -> int:
+    """Fade every bucket's arms by the time since the last discount (`Adaptation.discount`);
+    the first call only starts the clock. Each bucket is discounted at most once per interval
+    however many workers call this. Returns the buckets discounted."""
+    adaptation = Adaptation()
+    fields = discounted_fields(list(adaptation.strategies))
+    done = 0
+    for bucket in adaptation.buckets:
+        key = adaptation_key(bucket)
+        last = await redis.hget(key, DISCOUNTED_AT)
+        factor = discount_factor(max(0.0, now_ms - float(last)), half_life_ms) if last else 1.0
+        done += await redis.eval(DISCOUNT, 0, key, DISCOUNTED_AT, last or "", repr(factor), now_ms, *fields)
+    return done
 
 
 async def bucket_metrics(redis: Redis) -> dict[str, dict[str, float]]:

@@ -5,9 +5,9 @@ Importing this package registers every node's agents and views on the app.
 
 from topologies import (  # noqa: F401  (registration by import)
     aggregator,
-    calibration_fitter,
     fanout,
     feature_extractor,
+    learning,
     parser,
     score_calculator,
     signal_booster,

@@ -3,7 +3,7 @@
 Choice: a bandit over a few named strategies (weight vectors), not an online learner of the
 weights themselves. Feedback on a served tweet says whether the page engaged the viewer, not which
 weight was wrong, so a learner of seven weights from that signal would need many more impressions
-than choosing among four reasonable vectors, and a strategy stays a readable name in every log
+than choosing among five reasonable vectors, and a strategy stays a readable name in every log
 line and response. Each (bucket, strategy) arm is Bernoulli: a served tweet is engaged or not;
 the posterior is Beta(PRIOR + engaged, PRIOR + served - engaged), and each request samples every
 arm's rate and takes the highest (Thompson sampling), which explores exactly as long as the arms'
@@ -11,12 +11,16 @@ posteriors overlap.
 
 - Buckets: `bucket_of` hashes the user id with blake2b (stable across processes and releases,
   unlike Python's `hash`); `control` always ranks with Twitter's weights, `adaptive` learns.
-- State: per bucket, counts only (served and engaged per strategy), so every update is an
-  increment (`feedback_increments`): concurrent servers may HINCRBYFLOAT them into one Redis hash.
+- State: per bucket, counts only (served and engaged per strategy, and the bucket's totals), so
+  every update is an increment (`feedback_increments`): concurrent servers may HINCRBYFLOAT them
+  into one Redis hash.
+- Discount: the arms' counts fade with a half-life (`BANDIT_HALF_LIFE_MS`, `discount`), so that
+  evidence from before a drift in what users like stops outweighing what they do now; a faded arm
+  has a wider posterior and is explored again. The totals never fade: they are the A/B metrics.
 - Freeze: `freeze` snapshots the evidence; a frozen bucket always serves the snapshot's best
   tried arm (posterior mean; control's strategy if none was tried) while its metrics keep
   counting. `unfreeze` learns again from all counts.
-- Metrics: `metrics()`, per bucket: served, engaged, rate.
+- Metrics: `metrics()`, per bucket: served, engaged, rate, over the bucket's whole life.
 """
 
 from __future__ import annotations
@@ -24,10 +28,11 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
+from streams.decay import exponential
 from streams.mixer.scoring import TWITTER_WEIGHTS
 
 STRATEGIES: Final[Mapping[str, Mapping[str, float]]] = MappingProxyType(
@@ -37,6 +42,18 @@ STRATEGIES: Final[Mapping[str, Mapping[str, float]]] = MappingProxyType(
         "engagement-heavy": MappingProxyType({**TWITTER_WEIGHTS, "like": 5.0, "retweet": 5.0}),
         # Conversation: replies count double.
         "conversation-heavy": MappingProxyType({**TWITTER_WEIGHTS, "reply": 27.0}),
+        # Every positive engagement counts the same (10, about Twitter's weight of a click): for a
+        # reward that counts engagements, this is what to rank by, and it leans less on clicks.
+        "every-engagement": MappingProxyType(
+            {
+                **TWITTER_WEIGHTS,
+                "like": 10.0,
+                "retweet": 10.0,
+                "reply": 10.0,
+                "click": 10.0,
+                "profile_click": 10.0,
+            }
+        ),
         # Avoid complaints: negative feedback and reports count double.
         "cautious": MappingProxyType({**TWITTER_WEIGHTS, "not_interested": -148.0, "report": -738.0}),
     }
@@ -50,6 +67,17 @@ CONTROL_STRATEGY: Final = "twitter"
 EXPERIMENT_SALT: Final = "homemixer-ranked-v1"
 # Beta(1, 1): no opinion on any arm; a few hundred served tweets outweigh it.
 PRIOR: Final = 1.0
+# Evidence halves every 12 hours: a day-old preference counts a quarter of today's. Telling two
+# arms 2% apart takes ~10^5 served tweets each: a live site serves that within the half-life; the
+# 300-user simulation does not, and there the bandit keeps exploring (bench/RESULTS.md).
+BANDIT_HALF_LIFE_MS: Final = 12 * 3_600_000
+# The bucket's lifetime counts, next to the arms' (`<strategy>.served`, ...).
+TOTAL: Final = "total"
+
+
+def discount_factor(elapsed_ms: float, half_life_ms: float = BANDIT_HALF_LIFE_MS) -> float:
+    """What the arms' counts are multiplied by after `elapsed_ms`."""
+    return exponential(1.0, elapsed_ms, half_life_ms)
 
 
 def bucket_of(user_id: int, buckets: Sequence[str] = BUCKETS, salt: str = EXPERIMENT_SALT) -> str:
@@ -58,9 +86,18 @@ def bucket_of(user_id: int, buckets: Sequence[str] = BUCKETS, salt: str = EXPERI
     return buckets[int.from_bytes(digest, "big") % len(buckets)]
 
 
+def _counts(name: str, served: float, engaged: float) -> dict[str, float]:
+    return {f"{name}.served": served, f"{name}.engaged": engaged}
+
+
 def feedback_increments(strategy: str, served: float, engaged: float) -> dict[str, float]:
     """The hash-field increments `record_feedback` applies: what a Redis writer HINCRBYFLOATs."""
-    return {f"{strategy}.served": served, f"{strategy}.engaged": engaged}
+    return {**_counts(strategy, served, engaged), **_counts(TOTAL, served, engaged)}
+
+
+def discounted_fields(strategies: Sequence[str]) -> list[str]:
+    """The hash fields `discount` scales: the arms' counts (not the totals, not a frozen snapshot)."""
+    return [f for s in strategies for f in _counts(s, 0.0, 0.0)]
 
 
 @dataclass(slots=True)
@@ -81,6 +118,8 @@ class BucketState:
     arms: dict[str, Arm]
     # The arms' evidence when the bucket was frozen; None while it learns.
     frozen_arms: dict[str, Arm] | None = None
+    # Everything served and engaged in the bucket, never discounted.
+    total: Arm = field(default_factory=Arm)
 
     @property
     def frozen(self) -> bool:
@@ -90,13 +129,11 @@ class BucketState:
         return self.frozen_arms if self.frozen_arms is not None else self.arms
 
     def to_dict(self) -> dict[str, float]:
-        out = {"frozen": 1.0 if self.frozen else 0.0}
+        out = {"frozen": 1.0 if self.frozen else 0.0, **_counts(TOTAL, self.total.served, self.total.engaged)}
         for name, arm in self.arms.items():
-            out.update(feedback_increments(name, arm.served, arm.engaged))
+            out.update(_counts(name, arm.served, arm.engaged))
         for name, arm in (self.frozen_arms or {}).items():
-            out.update(
-                {f"frozen.{k}": v for k, v in feedback_increments(name, arm.served, arm.engaged).items()}
-            )
+            out.update(_counts(f"frozen.{name}", arm.served, arm.engaged))
         return out
 
     @classmethod
@@ -107,7 +144,8 @@ class BucketState:
                 for s in strategies
             }
 
-        return cls(arms(""), arms("frozen.") if values.get("frozen", 0.0) else None)
+        total = Arm(values.get(f"{TOTAL}.served", 0.0), values.get(f"{TOTAL}.engaged", 0.0))
+        return cls(arms(""), arms("frozen.") if values.get("frozen", 0.0) else None, total)
 
 
 class Adaptation:
@@ -165,9 +203,20 @@ class Adaptation:
         """`served_count` tweets served by `strategy` in `bucket`, `engaged_count` of them engaged."""
         if strategy not in self.strategies:
             raise ValueError(f"unknown strategy {strategy!r}")
-        arm = self.state[bucket].arms[strategy]
-        arm.served += served_count
-        arm.engaged += engaged_count
+        state = self.state[bucket]
+        for arm in (state.arms[strategy], state.total):
+            arm.served += served_count
+            arm.engaged += engaged_count
+
+    def discount(self, factor: float) -> None:
+        """Scale every bucket's arms' counts by `factor` (`discount_factor`): older evidence
+        weighs less. A frozen snapshot and the totals are left as they are."""
+        if not 0.0 < factor <= 1.0:
+            raise ValueError(f"a discount factor is in (0, 1], got {factor}")
+        for state in self.state.values():
+            for arm in state.arms.values():
+                arm.served *= factor
+                arm.engaged *= factor
 
     def freeze(self, bucket: str | None = None) -> None:
         for b in [bucket] if bucket else self.buckets:
@@ -180,11 +229,10 @@ class Adaptation:
             self.state[b].frozen_arms = None
 
     def metrics(self) -> dict[str, dict[str, float]]:
-        """Per bucket: tweets served, engaged, and the engagement rate."""
+        """Per bucket: tweets served, engaged, and the engagement rate, over the bucket's life."""
         out = {}
         for b, state in self.state.items():
-            served = sum(a.served for a in state.arms.values())
-            engaged = sum(a.engaged for a in state.arms.values())
+            served, engaged = state.total.served, state.total.engaged
             out[b] = {"served": served, "engaged": engaged, "rate": engaged / served if served else 0.0}
         return out
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, NamedTuple
 
 from streams.mixer.features import KINDS
 
@@ -210,20 +210,16 @@ class SegmentedCalibrator:
         return calibrator
 
 
-@dataclass(frozen=True, slots=True)
-class ServedPrediction:
+class ServedPrediction(NamedTuple):
     """What a ranked item was served with: its segment and its raw prediction of each kind, in
-    `KINDS` order; `pack` / `unpack` are its stored form, "in_network,raw1,raw2,..."."""
+    `KINDS` order; `pack` / `unpack` are its stored form, "in_network,raw1,raw2,...". A
+    NamedTuple: every ranked page packs fifty."""
 
     in_network: bool
     raw: tuple[float, ...]
 
-    def __post_init__(self) -> None:
-        if len(self.raw) != len(KINDS):
-            raise ValueError(f"a served prediction has one raw value per kind {KINDS}, got {self.raw}")
-
     def pack(self) -> str:
-        return ",".join([segment_of(self.in_network), *(repr(r) for r in self.raw)])
+        return ",".join([segment_of(self.in_network), *map(repr, self.raw)])
 
     @classmethod
     def unpack(cls, stored: bytes | str) -> ServedPrediction:
@@ -231,6 +227,8 @@ class ServedPrediction:
         segment, *raw = text.split(",")
         if segment not in SEGMENTS:
             raise ValueError(f"a served prediction starts with one of {SEGMENTS}, got {text!r}")
+        if len(raw) != len(KINDS):
+            raise ValueError(f"a served prediction has one raw value per kind {KINDS}, got {text!r}")
         return cls(segment == IN_NETWORK, tuple(float(r) for r in raw))
 
 

@@ -109,16 +109,12 @@ def _matrix(entities: Sequence[EntityCounts]) -> FloatArray:
 
     A page's candidates share a few authors and one viewer: their rows are converted once per
     distinct object and then repeated by index, ~10x cheaper than converting every row."""
-    distinct: dict[int, int] = {}
-    rows: list[tuple[float, ...]] = []
-    index = []
-    for e in entities:
-        i = distinct.get(id(e))
-        if i is None:
-            i = distinct[id(e)] = len(rows)
-            rows.append(e.row)
-        index.append(i)
-    return np.array(rows, dtype=np.float64).reshape(-1, len(KINDS) + 1)[index]
+    distinct = {id(e): e for e in entities}
+    if len(distinct) == len(entities):
+        return np.array([e.row for e in entities], dtype=np.float64).reshape(-1, len(KINDS) + 1)
+    position = {key: i for i, key in enumerate(distinct)}
+    rows = np.array([e.row for e in distinct.values()], dtype=np.float64).reshape(-1, len(KINDS) + 1)
+    return rows[list(map(position.__getitem__, map(id, entities)))]
 
 
 def _shrunk(counts: FloatArray, columns: list[int], pseudo: float, prior: FloatArray) -> FloatArray:

@@ -10,15 +10,24 @@ import pytest
 
 from streams.mixer.adaptation import (
     ADAPTIVE,
+    BANDIT_HALF_LIFE_MS,
     CONTROL,
     STRATEGIES,
     Adaptation,
     bucket_of,
+    discount_factor,
+    discounted_fields,
     feedback_increments,
 )
 from streams.mixer.scoring import TWITTER_WEIGHTS
 
-TRUE_RATES = {"twitter": 0.05, "engagement-heavy": 0.08, "conversation-heavy": 0.03, "cautious": 0.04}
+TRUE_RATES = {
+    "twitter": 0.05,
+    "engagement-heavy": 0.08,
+    "every-engagement": 0.045,
+    "conversation-heavy": 0.03,
+    "cautious": 0.04,
+}
 
 
 def _serve(adaptation: Adaptation, rng: random.Random, rounds: int, per_round: int = 20) -> list[str]:
@@ -88,10 +97,11 @@ def test_freeze_stops_learning_but_not_metrics() -> None:
     adaptation.record_feedback(ADAPTIVE, "twitter", 100_000, 50_000)  # would make twitter best
     rng = random.Random(1)
     assert {adaptation.choose(ADAPTIVE, rng) for _ in range(50)} == {"cautious"}
+    others = len(STRATEGIES) - 1
     assert adaptation.metrics()[ADAPTIVE] == {
-        "served": 104_000.0,
-        "engaged": 50_250.0,
-        "rate": pytest.approx(50_250 / 104_000),
+        "served": 1_000.0 * len(STRATEGIES) + 100_000,
+        "engaged": 100.0 + 50.0 * others + 50_000,
+        "rate": pytest.approx((100.0 + 50.0 * others + 50_000) / (1_000.0 * len(STRATEGIES) + 100_000)),
     }
     adaptation.unfreeze(ADAPTIVE)
     assert Counter(adaptation.choose(ADAPTIVE, rng) for _ in range(50))["twitter"] == 50
@@ -127,7 +137,8 @@ def test_feedback_is_increments_of_hash_fields() -> None:
     adaptation.record_feedback(ADAPTIVE, "cautious", 20, 3)
     after = adaptation.to_dict()[ADAPTIVE]
     changed = {k: after[k] - before[k] for k in after if after[k] != before[k]}
-    assert changed == feedback_increments("cautious", 20, 3) == {"cautious.served": 20, "cautious.engaged": 3}
+    assert changed == feedback_increments("cautious", 20, 3)
+    assert changed == {"cautious.served": 20, "cautious.engaged": 3, "total.served": 20, "total.engaged": 3}
     with pytest.raises(ValueError):
         adaptation.record_feedback(ADAPTIVE, "nope", 1, 0)
 
@@ -135,3 +146,49 @@ def test_feedback_is_increments_of_hash_fields() -> None:
 def test_strategies_weigh_every_kind() -> None:
     for weights in STRATEGIES.values():
         assert set(weights) == set(TWITTER_WEIGHTS)
+
+
+def test_discount_fades_the_arms_but_not_the_totals_or_a_frozen_snapshot() -> None:
+    adaptation = Adaptation()
+    adaptation.record_feedback(ADAPTIVE, "cautious", 1_000, 100)
+    adaptation.freeze(ADAPTIVE)
+    before = adaptation.to_dict()[ADAPTIVE]
+    assert discount_factor(BANDIT_HALF_LIFE_MS) == pytest.approx(0.5)
+    adaptation.discount(discount_factor(2 * BANDIT_HALF_LIFE_MS))
+    after = adaptation.to_dict()[ADAPTIVE]
+    assert (after["cautious.served"], after["cautious.engaged"]) == (
+        pytest.approx(250.0),
+        pytest.approx(25.0),
+    )
+    # the fields a Redis writer scales are exactly those that changed
+    assert {k for k in after if after[k] != before[k]} == {"cautious.served", "cautious.engaged"}
+    assert {"cautious.served", "cautious.engaged"} <= set(discounted_fields(list(STRATEGIES)))
+    assert not {"total.served", "frozen.cautious.served"} & set(discounted_fields(list(STRATEGIES)))
+    assert adaptation.metrics()[ADAPTIVE] == {"served": 1_000.0, "engaged": 100.0, "rate": 0.1}
+    with pytest.raises(ValueError):
+        adaptation.discount(1.5)
+
+
+def _switches_after_a_drift(factor: float) -> int:
+    """Requests until the bandit serves the new best strategy 9 times in 10, after a long run in
+    which another strategy was best."""
+    adaptation, rng = Adaptation(), random.Random(4)
+    others = {"every-engagement": 0.03, "conversation-heavy": 0.03, "cautious": 0.03}
+    before = {"twitter": 0.08, "engagement-heavy": 0.04, **others}
+    after = {"twitter": 0.04, "engagement-heavy": 0.08, **others}
+    recent: list[str] = []
+    for request in range(6_000):
+        rates = before if request < 3_000 else after
+        strategy = adaptation.choose(ADAPTIVE, rng)
+        engaged = sum(rng.random() < rates[strategy] for _ in range(20))
+        adaptation.record_feedback(ADAPTIVE, strategy, 20, engaged)
+        adaptation.discount(factor)
+        recent = [*recent[-9:], strategy]
+        if request >= 3_000 and recent.count("engagement-heavy") >= 9:
+            return request - 3_000
+    return 3_000
+
+
+def test_discounting_follows_a_drift_faster() -> None:
+    # one request's worth of fading: evidence halves every ~700 requests
+    assert _switches_after_a_drift(0.999) * 2 < _switches_after_a_drift(1.0)
