@@ -254,9 +254,13 @@ class RankedReader:
             recorder=RedisServedRecorder(self._redis, self._label_window_ms),
             model=ScoringModel(calibration=calibration),
         )
-        page = await RankedPipeline(config).run(query)
+        pipeline = RankedPipeline(config)
+        page = await pipeline.page(query)
+        # Recording what was served and reading the page's texts are independent round trips.
+        _, tweets = await asyncio.gather(
+            pipeline.side_effects(query, page), reads.tweets(item.tweet_id for item in page.items)
+        )
         body = page.to_json()
-        tweets = await reads.tweets(item.tweet_id for item in page.items)
         for item in body["items"]:
             item["tweet_id_str"] = str(item["tweet_id"])
             item["text"] = tweets.get(item["tweet_id"], {}).get("text", "")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.typing import EncodableT, FieldT
 
 from streams.follower_graph import Relation
@@ -135,29 +136,55 @@ HGETALL_MANY = (
 )
 
 
+def _queue_user_context(pipe: Pipeline, user: int) -> None:
+    pipe.smembers(following_key(user))
+    pipe.sinter([following_key(user), CELEBRITIES])
+    pipe.sunion([blocks_key(user), blocked_by_key(user), mutes_key(user)])
+    pipe.zscore(ACTIVE, str(user))
+
+
+def _user_context(replies: Sequence[Any]) -> UserContext:
+    following, celebrities, hidden, active = replies
+    return UserContext(
+        following={int(x) for x in following},
+        celebrities={int(x) for x in celebrities},
+        hidden={int(x) for x in hidden},
+        last_active_ms=None if active is None else int(active),
+    )
+
+
+@dataclass(frozen=True)
+class OpenedRead:
+    ready: bool
+    context: UserContext
+    # The home timeline is in Redis (it may still need a rebuild if the user was inactive).
+    materialised: bool
+
+
 class ServingReads:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
 
-    async def ready(self, partitions: int) -> bool:
-        if partitions == 0:
-            return True
-        present: int = await self._redis.exists(*(ready_key(p) for p in range(partitions)))
-        return present == partitions
-
     async def user_context(self, user: int) -> UserContext:
         pipe = self._redis.pipeline(transaction=False)
-        pipe.smembers(following_key(user))
-        pipe.sinter([following_key(user), CELEBRITIES])
-        pipe.sunion([blocks_key(user), blocked_by_key(user), mutes_key(user)])
-        pipe.zscore(ACTIVE, str(user))
-        following, celebrities, hidden, active = await pipe.execute()
-        return UserContext(
-            following={int(x) for x in following},
-            celebrities={int(x) for x in celebrities},
-            hidden={int(x) for x in hidden},
-            last_active_ms=None if active is None else int(active),
-        )
+        _queue_user_context(pipe, user)
+        return _user_context(await pipe.execute())
+
+    async def open_read(self, user: int, now_ms: int, partitions: int) -> OpenedRead:
+        """What a timeline read needs first, in one round trip: whether the Redis view is ready
+        (every partition's part is in; not while it is restored after a Redis loss), the user's
+        context as it was before this read, and whether the home timeline is materialised. Marks
+        the user active, after reading when they last were."""
+        pipe = self._redis.pipeline(transaction=False)
+        # EXISTS of no key is an error: a view of no partitions is always ready.
+        ready_keys = [ready_key(p) for p in range(partitions)] or [timeline_key(user)]
+        pipe.exists(*ready_keys)
+        _queue_user_context(pipe, user)
+        pipe.exists(timeline_key(user))
+        pipe.zadd(ACTIVE, {str(user): now_ms}, gt=True)
+        present, *context, materialised, _ = await pipe.execute()
+        ready = not partitions or present == partitions
+        return OpenedRead(ready, _user_context(context), bool(materialised))
 
     async def last_active(self, users: Sequence[int]) -> list[int | None]:
         if not users:
@@ -192,6 +219,3 @@ class ServingReads:
             if row:
                 found[tweet_id] = {k.decode(): v.decode() for k, v in zip(row[::2], row[1::2], strict=True)}
         return found
-
-    async def mark_active(self, user: int, now_ms: int) -> None:
-        await self._redis.zadd(ACTIVE, {str(user): now_ms}, gt=True)

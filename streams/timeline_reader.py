@@ -53,20 +53,20 @@ class TimelineReader:
         self._active_days = active_days
         self._timeline_max = timeline_max
 
-    async def wait_ready(self) -> None:
-        deadline = time.monotonic() + READY_WAIT_S
-        while not await self._reads.ready(self._partitions):
-            if time.monotonic() > deadline:
-                raise NotReady("timelines are being restored after a Redis loss; retry shortly")
-            await asyncio.sleep(READY_POLL_S)
-
     async def prepare(self, user_id: int, now_ms: int) -> tuple[UserContext, bool]:
         """Wait for the Redis view, mark the user active, and rebuild the timeline if it is missing
         or the user was inactive; the flag says whether it was rebuilt."""
-        await self.wait_ready()
-        context = await self._reads.user_context(user_id)
-        await self._reads.mark_active(user_id, now_ms)
-        if is_active(context.last_active_ms, now_ms, self._active_days) and await self._store.exists(user_id):
+        deadline = time.monotonic() + READY_WAIT_S
+        opened = await self._reads.open_read(user_id, now_ms, self._partitions)
+        # Each try marks the user active: whether they were is what the first try saw.
+        last_active_ms = opened.context.last_active_ms
+        while not opened.ready:
+            if time.monotonic() > deadline:
+                raise NotReady("timelines are being restored after a Redis loss; retry shortly")
+            await asyncio.sleep(READY_POLL_S)
+            opened = await self._reads.open_read(user_id, now_ms, self._partitions)
+        context = opened.context
+        if is_active(last_active_ms, now_ms, self._active_days) and opened.materialised:
             return context, False
         await self.rebuild(user_id, context)
         return context, True

@@ -186,6 +186,14 @@ class RankedPipeline:
         return by_score(candidates)
 
     async def run(self, query: Query) -> Page:
+        """The page, its side effects done."""
+        page = await self.page(query)
+        await self.side_effects(query, page)
+        return page
+
+    async def page(self, query: Query) -> Page:
+        """The page, before its side effects: a caller may overlap them with its own reads
+        (`side_effects`)."""
         failures: dict[str, str] = {}
         removed: dict[int, Removal] = {}
         viewer, candidates = await self._candidates(query, failures)
@@ -206,14 +214,14 @@ class RankedPipeline:
             candidates = selection.selected
         scorer = self.config.scorer
         items = [_page_item(c, scorer.reason(query, c.predictions)) for c in candidates[: query.limit]]
-        await self._side_effects(query, items, failures)
         return Page(query.user_id, query.bucket, query.strategy, items, removed, failures)
 
-    async def _side_effects(self, query: Query, items: list[PageItem], failures: dict[str, str]) -> None:
+    async def side_effects(self, query: Query, page: Page) -> None:
+        """Run the side effects on the page; a failing one is reported in `page.failures`."""
         effects = self.config.side_effects
-        outcomes = await asyncio.gather(*(e.run(query, items) for e in effects), return_exceptions=True)
+        outcomes = await asyncio.gather(*(e.run(query, page.items) for e in effects), return_exceptions=True)
         for effect, outcome in zip(effects, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 if not isinstance(outcome, Exception):
                     raise outcome
-                failures[str(effect.identifier)] = repr(outcome)
+                page.failures[str(effect.identifier)] = repr(outcome)

@@ -7,6 +7,7 @@ where multiplying by 0.25 would lift a candidate the ranker expects complaints a
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Sequence
 from typing import Final
@@ -43,6 +44,12 @@ def author_diversity_multiplier(n: int, floor: float = AUTHOR_DIVERSITY_FLOOR) -
     return (1.0 - floor) * AUTHOR_DIVERSITY_DECAY**n + floor
 
 
+@functools.lru_cache(maxsize=1024)
+def _diversity_reason(n: int, multiplier: float) -> str:
+    # Hundreds of candidates per request get one of a few dozen distinct reasons.
+    return f"author's tweet #{n + 1} here, x{multiplier:.2f}"
+
+
 class AuthorDiversitySelector(Selector):
     """Scales each author's n-th best candidate by `author_diversity_multiplier(n)`, re-sorts."""
 
@@ -58,7 +65,7 @@ class AuthorDiversitySelector(Selector):
             if n:
                 m = author_diversity_multiplier(n, self.floor)
                 c.score = scale(c.score, m)
-                c.reasons.append(f"author's tweet #{n + 1} here, x{m:.2f}")
+                c.reasons.append(_diversity_reason(n, m))
         return SelectorResult(by_score(candidates))
 
 
@@ -99,12 +106,13 @@ class ServedBeforeSelector(Selector):
         if not 0.0 < factor <= 1.0:
             raise ValueError(f"factor must be in (0, 1], got {factor}")
         self.factor = factor
+        self.reason = f"served before, x{factor:.2f}"
 
     def select(self, query: Query, candidates: Sequence[Candidate]) -> SelectorResult:
         for c in candidates:
             if c.features.served_before:
                 c.score = scale(c.score, self.factor)
-                c.reasons.append(f"served before, x{self.factor:.2f}")
+                c.reasons.append(self.reason)
         return SelectorResult(by_score(candidates))
 
 
