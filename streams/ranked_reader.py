@@ -27,7 +27,6 @@ from streams.mixer.features import (
     CandidateFeatures,
     HomeFeatures,
     decayed_boosts,
-    stored_counts,
     stored_counts_many,
     tweet_age_ms,
 )
@@ -154,21 +153,19 @@ class RedisHydrator:
             " ".join([str(item.tweet_id) for item in items]),
         )
         user_row, author_ids, author_rows, affinity_rows, tweets, tweet_rows, signal_rows, served = rows
-        user = stored_counts(user_row, now)
+        # One decoding pass for every stored string of the request: each pass has a fixed cost.
+        counts = stored_counts_many([user_row, *author_rows, *affinity_rows, *tweet_rows], now)
+        n = len(author_ids)
+        user, author_counts, affinities = counts[0], counts[1 : n + 1], counts[n + 1 : 2 * n + 1]
         authors = {
-            int(a): (counts, affinity)
-            for a, counts, affinity in zip(
-                author_ids,
-                stored_counts_many(author_rows, now),
-                stored_counts_many(affinity_rows, now),
-                strict=True,
-            )
+            int(a): (by_author, affinity)
+            for a, by_author, affinity in zip(author_ids, author_counts, affinities, strict=True)
         }
         hydrated = []
         for item, (author_id, retweet_of), tweet_counts, boost, served_at in zip(
             items,
             tweets,
-            stored_counts_many(tweet_rows, now),
+            counts[2 * n + 1 :],
             decayed_boosts(signal_rows, now),
             served,
             strict=True,

@@ -167,9 +167,9 @@ def _table(stored: Sequence[bytes | None], layout: Sequence[str]) -> FloatArray:
         bad = next(s for s in stored if s and s.count(b",") != len(layout) - 1)
         raise ValueError(f"stored features {bad!r} do not have the {len(layout)} fields {layout}")
     try:
-        values = np.array(fields, dtype=np.float64)
+        values = np.fromiter(map(float, fields), dtype=np.float64, count=len(fields))
     except ValueError:  # strings written before absent fields were spelled "nan" leave them empty
-        values = np.array([f or b"nan" for f in fields], dtype=np.float64)
+        values = np.fromiter((float(f or b"nan") for f in fields), dtype=np.float64, count=len(fields))
     table[present] = values.reshape(len(present), len(layout))
     return table
 
