@@ -21,6 +21,7 @@ from streams.mixer.adaptation import (
     discount_factor,
     discounted_fields,
     feedback_increments,
+    total_fields,
 )
 from streams.mixer.components import PageItem, Query, SourceItem, ViewerContext
 from streams.mixer.features import (
@@ -302,18 +303,28 @@ async def record_feedback(redis: Redis, engagements: Sequence[tuple[int, int]]) 
     return credited
 
 
-# Scales the arms' counts of one bucket's hash, unless another discounter got there first.
+# Scales the arms' counts of one bucket's hash, unless another discounter got there first. The
+# first call only starts the clock, and sets the bucket's totals to the sums of its arms: a hash
+# kept before the totals existed gets its whole history (the arms are not faded before it).
 #   ARGV: the bucket's key, the discounted-at field, its value as read ('' if none), factor,
-#         now ms, then the fields to scale.
+#         now ms, the total served and engaged fields, then each arm's served and engaged fields.
 DISCOUNT = """
-if (redis.call('HGET', ARGV[1], ARGV[2]) or '') ~= ARGV[3] then return 0 end
-if ARGV[3] ~= '' then
-  for i = 6, #ARGV do
-    local v = redis.call('HGET', ARGV[1], ARGV[i])
-    if v then redis.call('HSET', ARGV[1], ARGV[i], tonumber(v) * tonumber(ARGV[4])) end
+local key = ARGV[1]
+if (redis.call('HGET', key, ARGV[2]) or '') ~= ARGV[3] then return 0 end
+if ARGV[3] == '' then
+  local served, engaged = 0, 0
+  for i = 8, #ARGV, 2 do
+    served = served + tonumber(redis.call('HGET', key, ARGV[i]) or '0')
+    engaged = engaged + tonumber(redis.call('HGET', key, ARGV[i + 1]) or '0')
+  end
+  redis.call('HSET', key, ARGV[6], served, ARGV[7], engaged)
+else
+  for i = 8, #ARGV do
+    local v = redis.call('HGET', key, ARGV[i])
+    if v then redis.call('HSET', key, ARGV[i], tonumber(v) * tonumber(ARGV[4])) end
   end
 end
-redis.call('HSET', ARGV[1], ARGV[2], ARGV[5])
+redis.call('HSET', key, ARGV[2], ARGV[5])
 return 1
 """
 
@@ -323,13 +334,16 @@ async def discount_bandit(redis: Redis, now_ms: int, half_life_ms: float = BANDI
     the first call only starts the clock. Each bucket is discounted at most once per interval
     however many workers call this. Returns the buckets discounted."""
     adaptation = Adaptation()
+    totals = total_fields()
     fields = discounted_fields(list(adaptation.strategies))
     done = 0
     for bucket in adaptation.buckets:
         key = adaptation_key(bucket)
         last = await redis.hget(key, DISCOUNTED_AT)
         factor = discount_factor(max(0.0, now_ms - float(last)), half_life_ms) if last else 1.0
-        done += await redis.eval(DISCOUNT, 0, key, DISCOUNTED_AT, last or "", repr(factor), now_ms, *fields)
+        done += await redis.eval(
+            DISCOUNT, 0, key, DISCOUNTED_AT, last or "", repr(factor), now_ms, *totals, *fields
+        )
     return done
 
 

@@ -1,7 +1,8 @@
 """What ranked items were served with and what their viewers then did: the calibration's data.
 
-The read path records every ranked item it serves with the raw predictions it was ranked with
-(`record_served_predictions`, in the served recorder's pipeline). The aggregator marks what the
+The read path records each ranked item it serves with the raw predictions it was ranked with
+(`record_served_predictions`, in the served recorder's pipeline; served again before its outcome
+is taken, an item keeps its first record). The aggregator marks what the
 viewer then did to it (`mark_outcomes`). Once an item's label window has passed, the fitter
 (`fit_calibration`, a leader timer) learns from it and forgets it, and every ranked read scores
 with the fit (`load_calibration`).
@@ -43,22 +44,55 @@ OUTCOME_KINDS: Final[tuple[str, ...]] = (VIEWED, *KINDS)
 FIT_BATCH: Final = 2000
 
 
+# A user's served records awaiting their outcome, at most: past it (a fitter that does not keep up)
+# new serves are not recorded, which samples them rather than letting the hash grow.
+MAX_PENDING_PER_USER: Final = 5000
+
+# Records served items that have no record yet: a tweet served again within its label window keeps
+# the prediction it was first served with and its place in the queue, so its outcome answers that
+# prediction (not one made after the aggregator counted the outcome into the features), and a tweet
+# shown on every refresh still matures. Queue entries older than two label windows (their records
+# expired with the hash) are dropped.
+#   ARGV: the user's record key, the pending key, now ms, the hash's lifetime ms, the oldest queue
+#         score kept, the per-user cap, the user id, then tweet id, record pairs.
+RECORD = """
+local key, pending, now = ARGV[1], ARGV[2], ARGV[3]
+if redis.call('HLEN', key) < tonumber(ARGV[6]) then
+  for i = 8, #ARGV, 2 do
+    if redis.call('HSETNX', key, ARGV[i], ARGV[i + 1]) == 1 then
+      redis.call('ZADD', pending, now, ARGV[7] .. ':' .. ARGV[i])
+    end
+  end
+end
+redis.call('PEXPIRE', key, ARGV[4])
+redis.call('ZREMRANGEBYSCORE', pending, '-inf', '(' .. ARGV[5])
+"""
+
+
 def record_served_predictions(
     pipe: Pipeline, user_id: int, now_ms: int, items: Sequence[PageItem], label_window_ms: int
 ) -> None:
-    """Queue, in `pipe`, the served items' raw predictions for the fitter. The user's records
-    expire two label windows after the latest serve: the fitter normally takes them after one,
-    and a fitter that does not run (no leader) must not make them pile up."""
-    records: dict[str, EncodableT] = {
-        str(i.tweet_id): ServedPrediction(i.in_network, tuple(i.raw_predictions[k] for k in KINDS)).pack()
+    """Queue, in `pipe`, the served items' raw predictions for the fitter (`RECORD`). The user's
+    records expire two label windows after the latest serve: the fitter normally takes them after
+    one, and a fitter that does not run must not make them pile up."""
+    records = [
+        (i.tweet_id, ServedPrediction(i.in_network, tuple(i.raw_predictions[k] for k in KINDS)).pack())
         for i in items
         if i.raw_predictions
-    }
-    if not records:
-        return
-    pipe.hset(calibration_served_key(user_id), mapping=cast(dict[FieldT, EncodableT], records))
-    pipe.pexpire(calibration_served_key(user_id), 2 * label_window_ms)
-    pipe.zadd(CALIBRATION_PENDING, {f"{user_id}:{tweet}": now_ms for tweet in records})
+    ]
+    if records:
+        pipe.eval(
+            RECORD,
+            0,
+            calibration_served_key(user_id),
+            CALIBRATION_PENDING,
+            now_ms,
+            2 * label_window_ms,
+            now_ms - 2 * label_window_ms,
+            MAX_PENDING_PER_USER,
+            user_id,
+            *(x for record in records for x in record),
+        )
 
 
 # Marks (user, tweet, kind) on the user's served record when there is one.
@@ -147,7 +181,8 @@ async def _fit_round(redis: Redis, cutoff_ms: int, learn: bool) -> FitRound:
                 learnt += 1
             else:
                 not_learnt += 1
-            pipe.hdel(calibration_served_key(int(user)), tweet, *(f"{tweet}:{k}" for k in done))
+            # Every mark, also one set since the items were taken: it answers this serve, not a later one.
+            pipe.hdel(calibration_served_key(int(user)), tweet, *(f"{tweet}:{k}" for k in OUTCOME_KINDS))
         pipe.zrem(CALIBRATION_PENDING, *(member for member, _ in taken))
         if learnt:
             pipe.hset(CALIBRATION, mapping=cast(dict[FieldT, EncodableT], calibrator.to_dict()))

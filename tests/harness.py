@@ -3,6 +3,7 @@ reader of sink topics, all through ordinary clients (confluent-kafka, HTTP)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -10,14 +11,16 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import orjson
+import redis as sync_redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from redis.asyncio import Redis
 
 from streams.embedded import free_port
 
@@ -224,3 +227,18 @@ class Cluster:
         finally:
             consumer.close()
         raise AssertionError(f"timed out reading {topic}: {len(values)} messages so far")
+
+
+def with_redis(redis_url: str, body: Callable[[Redis], Awaitable[None]]) -> None:
+    """Run `body` with an asyncio client of a flushed Redis (a client belongs to one event loop,
+    and pytest-asyncio is not a dependency: each test runs its own)."""
+    sync_redis.Redis.from_url(redis_url).flushdb()
+
+    async def main() -> None:
+        client = Redis.from_url(redis_url)
+        try:
+            await body(client)
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())

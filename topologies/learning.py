@@ -5,7 +5,7 @@
   what its viewer did (`streams.served_outcomes`), one Platt fit per segment and kind, which every
   ranked read then scores with. With learning frozen the items are only forgotten.
 - Bandit: once a minute, fade the arms' counts by the time since the last fade
-  (`streams.mixer.adaptation`, `BANDIT_HALF_LIFE_MS`).
+  (`streams.mixer.adaptation`, `BANDIT_HALF_LIFE_MS`); not while learning is frozen.
 """
 
 from __future__ import annotations
@@ -41,7 +41,10 @@ async def fit_served_outcomes() -> None:
 
 
 async def fade_bandit() -> None:
-    await discount_bandit(redis_client(), _now_ms())
+    # Frozen buckets serve the best arm by its counts: fading the arms not served would lift
+    # them back toward the prior, and the "best" would change while frozen.
+    if not settings.freeze_learning:
+        await discount_bandit(redis_client(), _now_ms())
 
 
 app.timer(FIT_INTERVAL_S, on_leader=True, name="calibration_fitter")(fit_served_outcomes)

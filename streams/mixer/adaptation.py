@@ -96,8 +96,14 @@ def feedback_increments(strategy: str, served: float, engaged: float) -> dict[st
 
 
 def discounted_fields(strategies: Sequence[str]) -> list[str]:
-    """The hash fields `discount` scales: the arms' counts (not the totals, not a frozen snapshot)."""
+    """The hash fields `discount` scales: the arms' counts (not the totals, not a frozen snapshot),
+    each arm's served then engaged."""
     return [f for s in strategies for f in _counts(s, 0.0, 0.0)]
+
+
+def total_fields() -> list[str]:
+    """The bucket's lifetime served and engaged fields."""
+    return list(_counts(TOTAL, 0.0, 0.0))
 
 
 @dataclass(slots=True)

@@ -162,10 +162,12 @@ def _table(stored: Sequence[bytes | None], layout: Sequence[str]) -> FloatArray:
     present = [i for i, s in enumerate(stored) if s]
     if not present:
         return table
-    fields = b",".join(cast(bytes, stored[i]) for i in present).split(b",")
-    if len(fields) != len(present) * len(layout):
-        bad = next(s for s in stored if s and s.count(b",") != len(layout) - 1)
+    rows = [cast(bytes, stored[i]) for i in present]
+    # Per row: a short one and a long one would add up to the right total and shift every field.
+    bad = next((row for row in rows if row.count(b",") != len(layout) - 1), None)
+    if bad is not None:
         raise ValueError(f"stored features {bad!r} do not have the {len(layout)} fields {layout}")
+    fields = b",".join(rows).split(b",")
     try:
         values = np.fromiter(map(float, fields), dtype=np.float64, count=len(fields))
     except ValueError:  # strings written before absent fields were spelled "nan" leave them empty

@@ -3,48 +3,64 @@ the arms (not the A/B totals) once per interval however many workers run it."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
-import redis as sync_redis
 from redis.asyncio import Redis
 
-from streams.mixer.adaptation import ADAPTIVE, BANDIT_HALF_LIFE_MS, discounted_fields, feedback_increments
+from streams.mixer.adaptation import (
+    ADAPTIVE,
+    BANDIT_HALF_LIFE_MS,
+    discounted_fields,
+    feedback_increments,
+    total_fields,
+)
 from streams.ranked_reader import DISCOUNT, DISCOUNTED_AT, discount_bandit, load_adaptation
 from streams.redis_keys import adaptation_key
+from tests.harness import with_redis
+
+KEY = adaptation_key(ADAPTIVE)
+
+
+async def cautious(redis: Redis) -> tuple[float, float]:
+    arm = (await load_adaptation(redis)).state[ADAPTIVE].arms["cautious"]
+    return arm.served, arm.engaged
 
 
 def test_discount_halves_the_arms_each_half_life_and_keeps_the_totals(redis_url: str) -> None:
-    sync_redis.Redis.from_url(redis_url).flushdb()
+    async def body(redis: Redis) -> None:
+        for field, amount in feedback_increments("cautious", 1_000, 80).items():
+            await redis.hincrbyfloat(KEY, field, amount)
+        metrics = (await load_adaptation(redis)).metrics()
+        assert await discount_bandit(redis, 0) == 2  # starts the clock: nothing to fade yet
+        assert await cautious(redis) == (1_000, 80)
 
-    async def main() -> None:
-        redis = Redis.from_url(redis_url)
-        key = adaptation_key(ADAPTIVE)
-        try:
-            for field, amount in feedback_increments("cautious", 1_000, 80).items():
-                await redis.hincrbyfloat(key, field, amount)
-            metrics = (await load_adaptation(redis)).metrics()
-            assert await discount_bandit(redis, 0) == 2  # starts the clock: nothing to fade yet
-            assert (await load_adaptation(redis)).state[ADAPTIVE].arms["cautious"].served == 1_000
+        assert await discount_bandit(redis, BANDIT_HALF_LIFE_MS) == 2
+        assert await cautious(redis) == (pytest.approx(500.0), pytest.approx(40.0))
+        assert (await load_adaptation(redis)).metrics() == metrics
 
-            assert await discount_bandit(redis, BANDIT_HALF_LIFE_MS) == 2
-            arm = (await load_adaptation(redis)).state[ADAPTIVE].arms["cautious"]
-            assert (arm.served, arm.engaged) == (pytest.approx(500.0), pytest.approx(40.0))
-            assert (await load_adaptation(redis)).metrics() == metrics
+        # A second discounter that read the clock before the first wrote it changes nothing.
+        fields = [*total_fields(), *discounted_fields(["cautious"])]
+        assert await redis.eval(DISCOUNT, 0, KEY, DISCOUNTED_AT, "0", "0.5", 1, *fields) == 0
+        assert await cautious(redis) == (pytest.approx(500.0), pytest.approx(40.0))
 
-            # A second discounter that read the clock before the first wrote it changes nothing.
-            stale = await redis.eval(
-                DISCOUNT, 0, key, DISCOUNTED_AT, "0", "0.5", 1, *discounted_fields(["cautious"])
-            )
-            assert stale == 0
-            assert (await load_adaptation(redis)).state[ADAPTIVE].arms["cautious"].served == pytest.approx(
-                500.0
-            )
+        await discount_bandit(redis, 3 * BANDIT_HALF_LIFE_MS)
+        assert await cautious(redis) == (pytest.approx(125.0), pytest.approx(10.0))
 
-            await discount_bandit(redis, 3 * BANDIT_HALF_LIFE_MS)
-            arm = (await load_adaptation(redis)).state[ADAPTIVE].arms["cautious"]
-            assert (arm.served, arm.engaged) == (pytest.approx(125.0), pytest.approx(10.0))
-        finally:
-            await redis.aclose()
+    with_redis(redis_url, body)
 
-    asyncio.run(main())
+
+def test_the_first_discount_gives_a_hash_kept_before_the_totals_its_whole_history(redis_url: str) -> None:
+    async def body(redis: Redis) -> None:
+        # arms counted before totals existed, then one served page after the upgrade
+        await redis.hset(KEY, mapping={"twitter.served": 900, "twitter.engaged": 90, "cautious.served": 100})
+        for field, amount in feedback_increments("cautious", 50, 5).items():
+            await redis.hincrbyfloat(KEY, field, amount)
+        assert (await load_adaptation(redis)).metrics()[ADAPTIVE]["served"] == 50
+        await discount_bandit(redis, 0)
+        assert (await load_adaptation(redis)).metrics()[ADAPTIVE] == {
+            "served": 1_050.0,
+            "engaged": 95.0,
+            "rate": pytest.approx(95 / 1_050),
+        }
+        assert await cautious(redis) == (150, 5)
+
+    with_redis(redis_url, body)

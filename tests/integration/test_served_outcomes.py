@@ -3,11 +3,7 @@ predictions, outcomes marked, matured items learnt exactly once, and the fit the
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-
 import pytest
-import redis as sync_redis
 from redis.asyncio import Redis
 
 from streams.mixer.calibration import SegmentedCalibrator, ServedPrediction, learn_outcome
@@ -22,22 +18,10 @@ from streams.served_outcomes import (
     mark_outcomes,
     record_served_predictions,
 )
+from tests.harness import with_redis
 
 WINDOW_MS = 60_000
 SERVED_MS = 1_000_000
-
-
-def run(redis_url: str, body: Callable[[Redis], Awaitable[None]]) -> None:
-    sync_redis.Redis.from_url(redis_url).flushdb()
-
-    async def main() -> None:
-        client = Redis.from_url(redis_url)
-        try:
-            await body(client)
-        finally:
-            await client.aclose()
-
-    asyncio.run(main())
 
 
 def item(tweet: int, in_network: bool, raw: float) -> PageItem:
@@ -92,7 +76,7 @@ def test_matured_outcomes_are_learnt_once_and_forgotten(redis_url: str) -> None:
         assert await redis.hkeys(calibration_served_key(1)) == [b"105"]
         assert await redis.zrange(CALIBRATION_PENDING, 0, -1) == [b"1:105"]
 
-    run(redis_url, body)
+    with_redis(redis_url, body)
 
 
 def test_lost_records_and_frozen_learning_forget_without_learning(redis_url: str) -> None:
@@ -107,7 +91,7 @@ def test_lost_records_and_frozen_learning_forget_without_learning(redis_url: str
         assert await redis.exists(calibration_served_key(2), CALIBRATION_PENDING) == 0
         assert (await load_calibrator(redis)).to_dict() == SegmentedCalibrator().to_dict()
 
-    run(redis_url, body)
+    with_redis(redis_url, body)
 
 
 def test_more_matured_items_than_a_round_are_all_learnt(
@@ -122,4 +106,39 @@ def test_more_matured_items_than_a_round_are_all_learnt(
         assert await fit_calibration(redis, SERVED_MS + WINDOW_MS, WINDOW_MS) == FitRound(learnt=20)
         assert (await load_calibrator(redis)).segments["in_network"].learnt("like") == 20
 
-    run(redis_url, body)
+    with_redis(redis_url, body)
+
+
+def test_a_tweet_served_again_keeps_its_first_prediction_and_place(redis_url: str) -> None:
+    async def body(redis: Redis) -> None:
+        first, again = item(101, True, 0.05), item(101, True, 0.3)
+        await serve(redis, 1, [first])
+        await mark_outcomes(redis, [(1, 101, "like")])
+        await serve(redis, 1, [again, item(102, True, 0.1)], at_ms=SERVED_MS + WINDOW_MS // 2)
+        assert await redis.hget(calibration_served_key(1), "101") == served_as(first).pack().encode()
+        assert await redis.zscore(CALIBRATION_PENDING, "1:101") == SERVED_MS
+        # 101 matures on its first serve's clock; 102, served later, not yet
+        assert await fit_calibration(redis, SERVED_MS + WINDOW_MS, WINDOW_MS) == FitRound(learnt=1)
+        reference = SegmentedCalibrator()
+        learn_outcome(reference, served_as(first), {"like"})
+        assert (await load_calibrator(redis)).to_dict() == pytest.approx(reference.to_dict())
+        assert await redis.zrange(CALIBRATION_PENDING, 0, -1) == [b"1:102"]
+
+    with_redis(redis_url, body)
+
+
+def test_the_queue_and_each_users_records_stay_bounded(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("streams.served_outcomes.MAX_PENDING_PER_USER", 3)
+
+    async def body(redis: Redis) -> None:
+        await serve(redis, 1, [item(100 + i, True, 0.1) for i in range(5)])
+        assert await redis.hlen(calibration_served_key(1)) == 5  # a page at once; the cap stops the next
+        await serve(redis, 1, [item(200, True, 0.1)])
+        assert not await redis.hexists(calibration_served_key(1), "200")
+        # no fitter ran: entries older than two label windows leave the queue with the next record
+        await serve(redis, 2, [item(300, True, 0.1)], at_ms=SERVED_MS + 2 * WINDOW_MS + 1)
+        assert await redis.zrange(CALIBRATION_PENDING, 0, -1) == [b"2:300"]
+
+    with_redis(redis_url, body)

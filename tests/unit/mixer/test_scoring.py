@@ -153,6 +153,8 @@ def test_a_page_of_stored_strings_decodes_as_each_one_alone() -> None:
     assert decayed_boosts(signals, now_ms=2 * DAY_MS) == [pytest.approx(1.5), 0.0]
     with pytest.raises(ValueError, match="do not have the 9 fields"):
         stored_counts_many([rows[0], b"1.0,2.0"], now_ms=0)
+    with pytest.raises(ValueError, match="do not have the 2 fields"):
+        decayed_boosts([b"1.0,2.0,3.0", b"4.0"], now_ms=0)  # the right total, every field shifted
 
 
 def test_candidates_sharing_an_author_score_as_if_each_had_its_own_copy() -> None:
