@@ -95,13 +95,14 @@ def record_served_predictions(
         )
 
 
-# Marks (user, tweet, kind) on the user's served record when there is one.
-#   ARGV: served-record prefix, then user, tweet, kind triples.
+# Marks (user, tweet, kind) on the user's served record when there is one. The triples travel as
+# one argument, "user tweet kind" lines: the aggregator sends one per engagement of a batch.
+#   ARGV: served-record prefix, the triples.
 MARK = """
-for i = 2, #ARGV, 3 do
-  local key = ARGV[1] .. ARGV[i]
-  if redis.call('HEXISTS', key, ARGV[i + 1]) == 1 then
-    redis.call('HSET', key, ARGV[i + 1] .. ':' .. ARGV[i + 2], 1)
+for user, tweet, kind in string.gmatch(ARGV[2], '(%d+) (%d+) ([%w_]+)') do
+  local key = ARGV[1] .. user
+  if redis.call('HEXISTS', key, tweet) == 1 then
+    redis.call('HSET', key, tweet .. ':' .. kind, 1)
   end
 end
 """
@@ -110,9 +111,9 @@ end
 async def mark_outcomes(redis: Redis, engagements: Sequence[tuple[int, int, str]]) -> None:
     """Mark (user, tweet, kind) engagements on the served items they answer; others are ignored.
     Setting a mark is idempotent: a replayed batch marks nothing twice."""
-    marks = [(u, t, k) for u, t, k in engagements if k in OUTCOME_KINDS]
-    if marks:
-        await redis.eval(MARK, 0, CALIBRATION_SERVED_PREFIX, *(str(x) for m in marks for x in m))
+    lines = [f"{u} {t} {k}" for u, t, k in engagements if k in OUTCOME_KINDS]
+    if lines:
+        await redis.eval(MARK, 0, CALIBRATION_SERVED_PREFIX, "\n".join(lines))
 
 
 # The matured served items: those queued at or before ARGV[2], at most ARGV[3] of them.

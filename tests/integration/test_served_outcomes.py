@@ -51,6 +51,7 @@ def test_matured_outcomes_are_learnt_once_and_forgotten(redis_url: str) -> None:
                 (1, 101, "impression"),
                 (1, 101, "like"),
                 (1, 102, "impression"),
+                (1, 102, "profile_click"),  # kinds with an underscore travel whole
                 (1, 103, "click"),  # an engagement without an impression still says it was seen
                 (1, 103, "click"),  # a replayed event marks nothing twice
                 (1, 999, "like"),  # never served: ignored
@@ -63,7 +64,8 @@ def test_matured_outcomes_are_learnt_once_and_forgotten(redis_url: str) -> None:
         assert fitted == FitRound(learnt=3, not_learnt=1, lost=0)
 
         reference = SegmentedCalibrator()
-        for i, done in ((page[0], {"impression", "like"}), (page[1], {"impression"}), (page[2], {"click"})):
+        outcomes = {"impression", "like"}, {"impression", "profile_click"}, {"click"}
+        for i, done in zip(page, outcomes, strict=False):
             learn_outcome(reference, served_as(i), done)  # members sort as "1:101" < "1:102" < "1:103"
         got = await load_calibrator(redis)
         assert got.to_dict() == pytest.approx(reference.to_dict())
