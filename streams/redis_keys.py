@@ -16,7 +16,7 @@ are rebuilt on read.
 | `hm:mu:{user}` | set of user ids | whom the user muted (graph) |
 | `hm:active` | zset, score = ms | each user's latest activity: any event, or a read (parser, reads) |
 | `hm:ready:{partition}` | string | that partition's part of the above is in Redis (each worker) |
-| `hm:f:{entity}` | hash | an entity's features for scoring, e.g. `hm:f:tweet:9` (aggregator, booster) |
+| `hm:f:{entity}` | string | packed features for scoring, e.g. `hm:f:tweet:9` (aggregator, booster) |
 | `hm:trending` | zset, score = boost | tweets that real-time signals point at (signal booster) |
 | `hm:ni:{user}` | set of user ids | authors the user said `not_interested` in (aggregator) |
 | `hm:served:{user}` | zset, score = ms | tweets served to the user in ranked mode (read path) |
