@@ -66,25 +66,43 @@ HALF_LIFE_MS: Final = float(HALF_LIVES[HomeFeatures.HALF_LIFE])
 FloatArray = npt.NDArray[np.float64]
 
 
+COUNTS_WIDTH: Final = len(KINDS) + 1
+
+
 class EntityCounts:
     """One entity's 24h-decayed engagement counts per kind, and its decayed impressions.
 
-    Held as `row`: the counts in `KINDS` order, then the impressions, which is one row of the
-    scorer's matrices; a ranked request builds hundreds of these (`from_row`)."""
+    Held as one row of a matrix: the counts in `KINDS` order, then the impressions. The entities
+    of one decoded request share one matrix (`stored_counts_many`), from which the scorer gathers
+    its rows without converting them back (`stack_counts`); any other holds a row of its own."""
 
-    __slots__ = ("row",)
+    __slots__ = ("_matrix", "_index")
 
     def __init__(self, counts: Mapping[str, float] | None = None, impressions: float = 0.0) -> None:
         get = (counts or {}).get
-        self.row: tuple[float, ...] = (*[get(kind, 0.0) for kind in KINDS], impressions)
+        self._matrix: FloatArray = np.array([[*[get(kind, 0.0) for kind in KINDS], impressions]])
+        self._index = 0
 
     @classmethod
-    def from_row(cls, row: tuple[float, ...]) -> EntityCounts:
-        if len(row) != len(KINDS) + 1:
-            raise ValueError(f"a counts row has {len(KINDS) + 1} values, got {len(row)}")
-        counts = cls.__new__(cls)
-        counts.row = row
-        return counts
+    def from_row(cls, row: Sequence[float]) -> EntityCounts:
+        if len(row) != COUNTS_WIDTH:
+            raise ValueError(f"a counts row has {COUNTS_WIDTH} values, got {len(row)}")
+        return cls.rows_of(np.array([row], dtype=np.float64))[0]
+
+    @classmethod
+    def rows_of(cls, matrix: FloatArray) -> list[EntityCounts]:
+        """One entity per row of `matrix` (n x `COUNTS_WIDTH`), sharing it."""
+        out = []
+        for i in range(len(matrix)):
+            counts = cls.__new__(cls)
+            counts._matrix = matrix
+            counts._index = i
+            out.append(counts)
+        return out
+
+    @property
+    def row(self) -> tuple[float, ...]:
+        return tuple(self._matrix[self._index].tolist())
 
     @property
     def counts(self) -> dict[str, float]:
@@ -106,6 +124,21 @@ class EntityCounts:
 
     def __repr__(self) -> str:
         return f"EntityCounts({self.counts!r}, {self.impressions!r})"
+
+
+def stack_counts(entities: Sequence[EntityCounts]) -> FloatArray:
+    """The entities' rows as one matrix (n x `COUNTS_WIDTH`), in order. Rows of one decoded
+    request are gathered from its matrix by index; otherwise each distinct entity is converted
+    once (a page's candidates share a few authors and one viewer)."""
+    if not entities:
+        return np.empty((0, COUNTS_WIDTH))
+    shared = entities[0]._matrix
+    if all(e._matrix is shared for e in entities):
+        return shared[[e._index for e in entities]]
+    distinct = {id(e): e for e in entities}
+    position = {key: i for i, key in enumerate(distinct)}
+    rows = np.array([e.row for e in distinct.values()], dtype=np.float64).reshape(-1, COUNTS_WIDTH)
+    return rows[list(map(position.__getitem__, map(id, entities)))]
 
 
 NO_COUNTS: Final = EntityCounts()
@@ -190,8 +223,7 @@ def stored_counts_many(stored: Sequence[bytes | None], now_ms: int) -> list[Enti
     alike, so rates are unchanged; what changes is how much evidence they carry against the
     scorer's priors.
     """
-    rows = _decayed(_table(stored, STORED_FIELDS), now_ms).tolist()
-    return [EntityCounts.from_row(tuple(row)) for row in rows]
+    return EntityCounts.rows_of(_decayed(_table(stored, STORED_FIELDS), now_ms))
 
 
 def stored_counts(stored: bytes | None, now_ms: int) -> EntityCounts:

@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from streams.mixer.calibration import EPS, IDENTITY, Platt, segment_of
-from streams.mixer.features import KINDS, NEGATIVE_KINDS, CandidateFeatures, EntityCounts
+from streams.mixer.features import KINDS, NEGATIVE_KINDS, CandidateFeatures, stack_counts
 
 # Twitter's heavy-ranker weights as published in April 2023 (the-algorithm-ml, `projects/home/
 # recap`), mapped onto the engagement kinds this project records:
@@ -104,19 +104,6 @@ def recency(age_ms: FloatArray, model: ScoringModel) -> FloatArray:
     return model.recency_floor + (1.0 - model.recency_floor) * fresh
 
 
-def _matrix(entities: Sequence[EntityCounts]) -> FloatArray:
-    """Rows of `EntityCounts.row`: one column per kind of `KINDS`, then the impressions.
-
-    A page's candidates share a few authors and one viewer: their rows are converted once per
-    distinct object and then repeated by index, ~10x cheaper than converting every row."""
-    distinct = {id(e): e for e in entities}
-    if len(distinct) == len(entities):
-        return np.array([e.row for e in entities], dtype=np.float64).reshape(-1, len(KINDS) + 1)
-    position = {key: i for i, key in enumerate(distinct)}
-    rows = np.array([e.row for e in distinct.values()], dtype=np.float64).reshape(-1, len(KINDS) + 1)
-    return rows[list(map(position.__getitem__, map(id, entities)))]
-
-
 def _shrunk(counts: FloatArray, columns: list[int], pseudo: float, prior: FloatArray) -> FloatArray:
     """(count_k + pseudo * prior_k) / (impressions + pseudo), per row and kind."""
     return (counts[:, columns] + pseudo * prior) / (counts[:, -1:] + pseudo)
@@ -129,11 +116,11 @@ def raw_predictions_matrix(features: Sequence[CandidateFeatures], model: Scoring
     kinds = list(model.priors)
     columns = [KIND_INDEX[kind] for kind in kinds]
     prior = np.array([model.priors[kind] for kind in kinds])
-    author = _shrunk(_matrix([f.author for f in features]), columns, model.author_pseudo, prior)
-    tweet = _matrix([f.tweet for f in features])
+    author = _shrunk(stack_counts([f.author for f in features]), columns, model.author_pseudo, prior)
+    tweet = stack_counts([f.tweet for f in features])
     content = (tweet[:, columns] + model.tweet_pseudo * author) / (tweet[:, -1:] + model.tweet_pseudo)
-    content *= _shrunk(_matrix([f.user for f in features]), columns, model.user_pseudo, prior) / prior
-    pair = _matrix([f.user_author for f in features])
+    content *= _shrunk(stack_counts([f.user for f in features]), columns, model.user_pseudo, prior) / prior
+    pair = stack_counts([f.user_author for f in features])
     raw = (pair[:, columns] + model.affinity_pseudo * content) / (pair[:, -1:] + model.affinity_pseudo)
     positive = np.array([kind not in NEGATIVE_KINDS for kind in kinds])
     fresh = recency(np.array([f.age_ms for f in features]), model)

@@ -17,6 +17,7 @@ from streams.mixer.features import (
     decayed_boosts,
     entity_counts,
     pack_stored,
+    stack_counts,
     stored_counts,
     stored_counts_many,
     tweet_age_ms,
@@ -177,6 +178,18 @@ def test_candidates_sharing_an_author_score_as_if_each_had_its_own_copy() -> Non
     model = ScoringModel()
     assert predictions_matrix(shared, model).tolist() == predictions_matrix(copies, model).tolist()
     assert [predict(f, model) for f in shared] == [predict(f, model) for f in copies]
+
+
+def test_stacked_counts_are_the_rows_in_order_whatever_they_were_decoded_with() -> None:
+    decoded = stored_counts_many(
+        [pack_stored({"like": float(i), "impression": 10.0 * i, "ts": 0.0}, STORED_FIELDS) for i in range(4)],
+        now_ms=0,
+    )
+    order = [decoded[2], decoded[0], decoded[2], decoded[3]]
+    assert stack_counts(order).tolist() == [list(e.row) for e in order]  # gathered from one matrix
+    mixed = [*order, EntityCounts({"reply": 1.0}, 2.0)]
+    assert stack_counts(mixed).tolist() == [list(e.row) for e in mixed]
+    assert stack_counts([]).shape == (0, len(KINDS) + 1)
 
 
 def test_a_prediction_row_reads_as_a_mapping() -> None:
