@@ -67,7 +67,7 @@ from confluent_kafka.admin import AdminClient
 
 from streams.auth import mint_token
 from streams.demo import Workload, produce
-from streams.embedded import ChildServer, free_port, start_broker, start_redis
+from streams.embedded import ChildServer, free_port, start_broker, start_redis, terminate
 from streams.redis_keys import authored_key, timeline_key
 from streams.snowflake import SnowflakeGenerator
 
@@ -387,13 +387,8 @@ class Bench:
         if self.pool is not None:
             self.pool.terminate()
             self.pool.join()
-        if self.worker is not None and self.worker.poll() is None:
-            self.worker.send_signal(signal.SIGTERM)
-            try:
-                self.worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.worker.kill()
-                self.worker.wait()
+        if self.worker is not None:
+            terminate(self.worker, 20)
         for server in reversed(self.servers):
             server.stop()
         if keep:
@@ -577,6 +572,17 @@ def redis_benchmark_zadd(port: int) -> float | None:
     return float(rates[-1]) if rates else None
 
 
+def tweet_create(tweet_id: int, ts: int, author: int, text: str) -> dict[str, Any]:
+    return {
+        "event_id": f"bench-{tweet_id}",
+        "ts": ts,
+        "type": "tweet_create",
+        "tweet_id": tweet_id,
+        "author_id": author,
+        "text": text,
+    }
+
+
 def fanout_phase(bench: Bench, producer: Producer, followers: dict[int, list[int]]) -> dict[str, Any]:
     authors = sorted(
         (a for a, f in followers.items() if FANOUT_MIN_FOLLOWERS <= len(f) < CELEBRITY_THRESHOLD),
@@ -594,15 +600,7 @@ def fanout_phase(bench: Bench, producer: Producer, followers: dict[int, list[int
     now = int(time.time() * 1000)
     for i in range(per_author):
         for a in authors:
-            tid = ids.next_id(now)
-            event = {
-                "event_id": f"bench-fan-{tid}",
-                "ts": now,
-                "type": "tweet_create",
-                "tweet_id": tid,
-                "author_id": a,
-                "text": f"bench fanout {i} by {a}",
-            }
+            event = tweet_create(ids.next_id(now), now, a, f"bench fanout {i} by {a}")
             tweets.append(("content_events", str(a), event))
     say(
         f"fanout: {len(tweets):,} tweets by the {len(authors)} non-celebrity authors with >= "
@@ -732,15 +730,7 @@ def freshness_phase(
         author = rng.randint(1, USERS)
         ms = start_wall_ms + int(i * 1000 / rate)
         tid = ids.next_id(ms)
-        event = {
-            "event_id": f"bench-fresh-{tid}",
-            "ts": ms,
-            "type": "tweet_create",
-            "tweet_id": tid,
-            "author_id": author,
-            "text": f"bench freshness {i}",
-        }
-        events.append((str(author), orjson.dumps(event)))
+        events.append((str(author), orjson.dumps(tweet_create(tid, ms, author, f"bench freshness {i}"))))
         if len(followers.get(author, ())) >= CELEBRITY_THRESHOLD:
             keys = [authored_key(author)]
         else:

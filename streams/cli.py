@@ -81,7 +81,7 @@ def up(
     or REDIS_URL name existing ones. Prints `broker:`, `redis:` and `web:` lines once ready.
     Ctrl-C stops everything it started.
     """
-    from streams.embedded import LOOPBACK, ChildServer, start_broker, start_redis
+    from streams.embedded import LOOPBACK, ChildServer, start_broker, start_redis, terminate
 
     children: list[ChildServer] = []
     worker_proc: subprocess.Popen[bytes] | None = None
@@ -135,7 +135,7 @@ def up(
         click.echo("stopping...", err=True)
     finally:
         if worker_proc is not None:
-            _stop(worker_proc)
+            terminate(worker_proc, 15)
         for child in reversed(children):
             child.stop()
         if temp_dir:
@@ -166,16 +166,6 @@ def _start_demo(broker_addr: str, rate: float, users: int) -> None:
 
     thread = threading.Thread(target=run_demo, args=(broker_addr, rate, users), name="demo", daemon=True)
     thread.start()
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def main() -> None:

@@ -176,15 +176,12 @@ class ServingReads:
         context as it was before this read, and whether the home timeline is materialised. Marks
         the user active, after reading when they last were."""
         pipe = self._redis.pipeline(transaction=False)
-        # EXISTS of no key is an error: a view of no partitions is always ready.
-        ready_keys = [ready_key(p) for p in range(partitions)] or [timeline_key(user)]
-        pipe.exists(*ready_keys)
+        pipe.exists(*(ready_key(p) for p in range(partitions)))
         _queue_user_context(pipe, user)
         pipe.exists(timeline_key(user))
         pipe.zadd(ACTIVE, {str(user): now_ms}, gt=True)
         present, *context, materialised, _ = await pipe.execute()
-        ready = not partitions or present == partitions
-        return OpenedRead(ready, _user_context(context), bool(materialised))
+        return OpenedRead(present == partitions, _user_context(context), bool(materialised))
 
     async def last_active(self, users: Sequence[int]) -> list[int | None]:
         if not users:

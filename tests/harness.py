@@ -22,7 +22,7 @@ import redis as sync_redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from redis.asyncio import Redis
 
-from streams.embedded import free_port
+from streams.embedded import free_port, terminate
 
 WORKER_READY_TIMEOUT_S = 60.0
 
@@ -71,13 +71,7 @@ class WorkerProcess:
         self.proc.wait()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, 20)
 
     def alive(self) -> bool:
         return self.proc.poll() is None

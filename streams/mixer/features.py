@@ -84,12 +84,6 @@ class EntityCounts:
         self._index = 0
 
     @classmethod
-    def from_row(cls, row: Sequence[float]) -> EntityCounts:
-        if len(row) != COUNTS_WIDTH:
-            raise ValueError(f"a counts row has {COUNTS_WIDTH} values, got {len(row)}")
-        return cls.rows_of(np.array([row], dtype=np.float64))[0]
-
-    @classmethod
     def rows_of(cls, matrix: FloatArray) -> list[EntityCounts]:
         """One entity per row of `matrix` (n x `COUNTS_WIDTH`), sharing it."""
         out = []
@@ -226,24 +220,15 @@ def stored_counts_many(stored: Sequence[bytes | None], now_ms: int) -> list[Enti
     return EntityCounts.rows_of(_decayed(_table(stored, STORED_FIELDS), now_ms))
 
 
-def stored_counts(stored: bytes | None, now_ms: int) -> EntityCounts:
-    """`stored_counts_many` of one string."""
-    return stored_counts_many([stored], now_ms)[0]
-
-
 def entity_counts(fields: Mapping[str, float], now_ms: int) -> EntityCounts:
-    """`stored_counts` of an entity's fields as `streams.aggregates.scoring_fields` gives them."""
-    return stored_counts(pack_stored(fields, STORED_FIELDS), now_ms)
+    """An entity's fields as `streams.aggregates.scoring_fields` gives them, decoded as the read
+    path decodes their stored string (`stored_counts_many`)."""
+    return stored_counts_many([pack_stored(fields, STORED_FIELDS)], now_ms)[0]
 
 
 def decayed_boosts(stored: Sequence[bytes | None], now_ms: int) -> list[float]:
     """Tweets' stored signal strings (`hm:f:signal:<id>`) as their boosts decayed to `now_ms`."""
     return cast(list[float], _decayed(_table(stored, SIGNAL_FIELDS), now_ms)[:, 0].tolist())
-
-
-def decayed_boost(stored: bytes | None, now_ms: int) -> float:
-    """`decayed_boosts` of one string."""
-    return decayed_boosts([stored], now_ms)[0]
 
 
 def tweet_age_ms(tweet_id: int, now_ms: int) -> float:

@@ -13,12 +13,10 @@ from streams.mixer.features import (
     CandidateFeatures,
     EntityCounts,
     HomeFeatures,
-    decayed_boost,
     decayed_boosts,
     entity_counts,
     pack_stored,
     stack_counts,
-    stored_counts,
     stored_counts_many,
     tweet_age_ms,
 )
@@ -131,10 +129,9 @@ def test_entity_counts_decay_to_the_request_clock() -> None:
     assert entity_counts({}, now_ms=DAY_MS) == EntityCounts()
     signal = pack_stored({HomeFeatures.SIGNAL_BOOST: 6.0, HomeFeatures.TS: float(DAY_MS)}, SIGNAL_FIELDS)
     assert signal == f"6.0,{float(DAY_MS)!r}".encode()
-    assert decayed_boost(signal, now_ms=3 * DAY_MS) == pytest.approx(1.5)
-    assert decayed_boost(None, now_ms=3 * DAY_MS) == 0.0
+    assert decayed_boosts([signal, None], now_ms=3 * DAY_MS) == [pytest.approx(1.5), 0.0]
     with pytest.raises(ValueError, match="do not have the 2 fields"):
-        decayed_boost(b"1.0,2.0,3.0", now_ms=0)
+        decayed_boosts([b"1.0,2.0,3.0"], now_ms=0)
 
 
 def test_a_page_of_stored_strings_decodes_as_each_one_alone() -> None:
@@ -145,7 +142,7 @@ def test_a_page_of_stored_strings_decodes_as_each_one_alone() -> None:
         b"8.0,,,,,,,16.0,0.0",  # written before absent fields were spelled "nan"
     ]
     many = stored_counts_many(rows, now_ms=DAY_MS)
-    assert many == [stored_counts(r, now_ms=DAY_MS) for r in rows]
+    assert many == [stored_counts_many([r], now_ms=DAY_MS)[0] for r in rows]
     assert many[0] == many[3]
     assert many[0].row == pytest.approx(EntityCounts({"like": 4.0}, 8.0).row)
     assert many[1] == EntityCounts()
@@ -172,7 +169,10 @@ def test_candidates_sharing_an_author_score_as_if_each_had_its_own_copy() -> Non
         for t in (1, 2, 3)
     ]
     copies = [
-        f._replace(author=EntityCounts.from_row(author.row), user=EntityCounts.from_row(viewer.row))
+        f._replace(
+            author=EntityCounts(author.counts, author.impressions),
+            user=EntityCounts(viewer.counts, viewer.impressions),
+        )
         for f in shared
     ]
     model = ScoringModel()
