@@ -1,6 +1,6 @@
 """Events/s through one worker process: Faust per message against Faust with batch delivery.
 
-python -m bench.bench_throughput [--events N] [--naive-events N] [--out-events N]
+python -m bench.bench_throughput [--events N] [--naive-events N]
 
 Starts its own broker (Tansu, in memory), produces N ~100-byte JSON engagement events into a
 4-partition topic with confluent-kafka, then times, one after another and each in a process of
@@ -15,14 +15,12 @@ its own, how fast a consumer gets through that backlog:
   batch-nocl  the same without the changelog (state committed to RocksDB only)
   batch-0     the same transport, the agent only counting records (what Faust itself costs)
   batch-out   batch, plus what the parser node sends: each applied engagement to its three
-              routes through `streams.sink.SinkBatch` (Faust's producer, one send per output),
+              routes through `streams.sink.SinkBatch` (the workers' librdkafka producer),
               awaited before the state commit
-  batch-out-ck  batch-out with the sends through a confluent-kafka producer (one flush per batch)
 
 Each rate is measured from the first event the consumer sees to its last, so worker start-up and
-group joins are excluded. The naive and batch-out agents get a shorter backlog (they are
-slower). After the batch run, the Kafka offsets its group committed are compared with the
-topic's end offsets.
+group joins are excluded. The naive agent gets a shorter backlog (it is slower). After the batch
+run, the Kafka offsets its group committed are compared with the topic's end offsets.
 """
 
 from __future__ import annotations
@@ -32,7 +30,6 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -169,7 +166,6 @@ BATCH_MODES = {
     "batch-nocl": ("bench-batch-nocl", True, False, False),
     "batch-0": ("bench-batch-0", False, False, False),
     "batch-out": ("bench-batch-out", True, True, True),
-    "batch-out-ck": ("bench-batch-out-ck", True, True, True),
 }
 # ROUTES["engagement_events"] of topologies/topics.py: each applied event goes to three topics.
 ROUTE_KEYS = ("tweet_id", "author_id", "user_id")
@@ -181,32 +177,6 @@ def route_topic_name(key_field: str) -> str:
 
 def changelog_topic_name(app_id: str) -> str:
     return f"{app_id}-parser-changelog"
-
-
-class CKSink:
-    """`SinkBatch`'s interface on a confluent-kafka producer: sends queue in librdkafka, and the
-    batch waits for all of them with one flush in a thread. murmur2 keeps Kafka's (and Faust's)
-    key -> partition mapping."""
-
-    def __init__(self, bootstrap: str) -> None:
-        from confluent_kafka import Producer
-
-        self._producer = Producer(
-            {"bootstrap.servers": bootstrap, "linger.ms": 5, "partitioner": "murmur2_random"}
-        )
-
-    def add(self, topic: Any, key: str | None, value: Any) -> None:
-        encoded_key = None if key is None else key.encode()
-        while True:
-            try:
-                self._producer.produce(topic.get_topic_name(), orjson.dumps(value), encoded_key)
-                return
-            except BufferError:
-                self._producer.poll(0.01)
-
-    async def send_and_wait(self) -> None:
-        if await asyncio.to_thread(self._producer.flush, 30):
-            raise RuntimeError("outputs not delivered")
 
 
 def child_batch(port: int, target: int, out: Path, data_dir: Path, mode: str) -> None:
@@ -225,29 +195,12 @@ def child_batch(port: int, target: int, out: Path, data_dir: Path, mode: str) ->
     topic = batch_topic(app, TOPIC)
     changelog = None
     if with_changelog:
-        changelog_topic = app.topic(
-            changelog_topic_name(app_id),
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=PARTITIONS,
-        )
+        changelog_topic = batch_topic(app, changelog_topic_name(app_id), partitions=PARTITIONS)
         changelog = KafkaChangelog(changelog_topic, f"127.0.0.1:{port}", PARTITIONS)
     state = NodeState("parser", data_dir / app_id / "nodes", 24 * 3600 * 1000, changelog=changelog)
-    sink = CKSink(f"127.0.0.1:{port}") if mode == "batch-out-ck" else None
+    # Raw-bytes topics declared as the topology declares them (topologies/topics.py).
     routes = [
-        (
-            app.topic(
-                route_topic_name(key_field),
-                key_type=bytes,
-                value_type=bytes,
-                key_serializer="raw",
-                value_serializer="raw",
-                partitions=PARTITIONS,
-            ),
-            key_field,
-        )
+        (batch_topic(app, route_topic_name(key_field), partitions=PARTITIONS), key_field)
         for key_field in (ROUTE_KEYS if with_outputs else ())
     ]
     limits = ParserLimits(max_event_bytes=65536, max_future_skew_ms=3_600_000)
@@ -262,7 +215,7 @@ def child_batch(port: int, target: int, out: Path, data_dir: Path, mode: str) ->
         applied_offset = state.store(tp).applied_offset(tp.topic)
         dedup = state.dedup(tp)
         now_ms = int(time.time() * 1000)
-        outputs: Any = SinkBatch() if sink is None else sink
+        outputs = SinkBatch()
         last = -1
         for record in batch.records:
             if record.offset <= applied_offset:
@@ -351,12 +304,18 @@ def committed_offsets(bootstrap: str, group: str) -> dict[int, int]:
 
 
 def run_child(mode: str, port: int, target: int, work: Path, ends: dict[int, int]) -> dict[str, Any]:
+    from streams.embedded import terminate
+
     out = work / f"{mode}.json"
     log = work / f"{mode}.log"
     cmd = [sys.executable, "-m", "bench.bench_throughput", "--child", mode, "--port", str(port)]
     cmd += ["--target", str(target), "--work", str(work)]
+    # `streams.sink` sends through the producer of the settings' broker: this bench's own.
+    env = {**os.environ, "KAFKA_BROKER": f"kafka://127.0.0.1:{port}"}
     with open(log, "wb") as log_file:
-        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+        )
     try:
         deadline = time.monotonic() + CHILD_TIMEOUT_S
         while not out.exists():
@@ -370,7 +329,7 @@ def run_child(mode: str, port: int, target: int, work: Path, ends: dict[int, int
             result["commit_check"] = wait_for_commits(f"127.0.0.1:{port}", "bench-batch", ends)
         return result
     finally:
-        _stop(proc)
+        terminate(proc, 20)
 
 
 def wait_for_commits(bootstrap: str, group: str, ends: dict[int, int]) -> str:
@@ -383,16 +342,6 @@ def wait_for_commits(bootstrap: str, group: str, ends: dict[int, int]) -> str:
             return f"committed offsets = end offsets {sorted(ends.items())}"
         time.sleep(0.5)
     return f"MISMATCH: committed {sorted(committed.items())}, end offsets {sorted(ends.items())}"
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _tail(path: Path, lines: int = 30) -> str:
@@ -408,7 +357,7 @@ def _cpu_rate(result: dict[str, Any]) -> float:
     return float(result["events"] / cpu) if cpu > 0 else float("nan")
 
 
-def main(events: int, naive_events: int, out_events: int) -> None:
+def main(events: int, naive_events: int) -> None:
     from streams.embedded import start_broker
     from streams.topic_admin import ensure_topics
 
@@ -430,8 +379,7 @@ def main(events: int, naive_events: int, out_events: int) -> None:
             ("batch", events, "Faust agent on batch transport: parse + dedup + changelog + RocksDB"),
             ("batch-nocl", events, "Faust agent on batch transport: parse + dedup + RocksDB, no changelog"),
             ("batch-0", events, "Faust agent on batch transport: count records only"),
-            ("batch-out", out_events, "Faust agent on batch transport: as batch, + 3 routed sends/event"),
-            ("batch-out-ck", events, "the same, sends through a confluent-kafka producer"),
+            ("batch-out", events, "Faust agent on batch transport: as batch, + 3 routed sends/event"),
         ]
         results: dict[str, dict[str, Any]] = {}
         for mode, target, label in runs:
@@ -453,7 +401,6 @@ def main(events: int, naive_events: int, out_events: int) -> None:
             ("batch", "raw"),
             ("batch-0", "raw"),
             ("batch-out", "naive"),
-            ("batch-out-ck", "naive"),
         ]:
             a, b = results[mode], results[base]
             print(
@@ -469,14 +416,13 @@ def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--naive-events", type=int, default=30_000)
-    parser.add_argument("--out-events", type=int, default=30_000)
     parser.add_argument("--child", choices=["raw", "naive", *BATCH_MODES])
     parser.add_argument("--port", type=int)
     parser.add_argument("--target", type=int)
     parser.add_argument("--work", type=Path)
     args = parser.parse_args()
     if args.child is None:
-        main(args.events, args.naive_events, args.out_events)
+        main(args.events, args.naive_events)
         return
     out = args.work / f"{args.child}.json"
     if args.child == "raw":
