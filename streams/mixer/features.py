@@ -2,7 +2,7 @@
 
 The aggregator keeps, per entity, a Redis string `hm:f:<entity>:<id>`: the `STORED_FIELDS` of
 `streams.aggregates.scoring_fields` (each scored kind's 24h-decayed count, the impressions and the
-time `ts` they are as of) packed by `pack_stored`, comma-separated in that order. The signal
+time `ts` they are as of) packed by `pack_stored` as doubles in that order. The signal
 booster keeps `hm:f:signal:<tweet_id>` with `SIGNAL_FIELDS` (`boost`, `ts`). Strings, not hashes:
 a ranked request reads ~1,000 of them and one MGET is ~40x cheaper than as many HMGETs.
 `stored_counts_many` / `decayed_boosts` decode a request's strings in one numpy pass and bring
@@ -12,7 +12,8 @@ every value to the request's clock; `tweet_age_ms` reads a tweet's age off its S
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import struct
+from collections.abc import Callable, Mapping, Sequence
 from typing import Final, NamedTuple, cast
 
 import numpy as np
@@ -176,30 +177,49 @@ def stored_layout(entity_type: str) -> tuple[str, ...]:
     return SIGNAL_FIELDS if entity_type == HomeFeatures.SIGNAL else STORED_FIELDS
 
 
+# A stored feature string is this tag byte, then the layout's fields as little-endian doubles. Binary:
+# a ranked request decodes ~1,000 of them (~9,000 numbers) in one `np.frombuffer`, where parsing
+# them from text took a tenth of the request. Text strings, which a text parser could never start
+# with this byte, are what earlier versions wrote; they are still read.
+PACKED_TAG: Final = 1
+
+
 def pack_stored(values: Mapping[str, float], layout: Sequence[str]) -> bytes:
-    """`values` of the layout's fields as "v1,v2,..."; an absent field is "nan" (every field is a
-    float, so a whole page of strings parses in one numpy call)."""
-    return ",".join(repr(float(values.get(name, math.nan))) for name in layout).encode()
+    """`values` of the layout's fields, packed; an absent field is NaN."""
+    return bytes((PACKED_TAG,)) + struct.pack(f"<{len(layout)}d", *(values.get(n, math.nan) for n in layout))
 
 
 def _table(stored: Sequence[bytes | None], layout: Sequence[str]) -> FloatArray:
     """Stored strings as rows of the layout's fields; NaN for an absent field or key."""
     table = np.full((len(stored), len(layout)), np.nan)
-    present = [i for i, s in enumerate(stored) if s]
-    if not present:
-        return table
-    rows = [cast(bytes, stored[i]) for i in present]
+    packed: list[int] = []
+    text: list[int] = []
+    for i, s in enumerate(stored):
+        if s:
+            (packed if s[0] == PACKED_TAG else text).append(i)
+    if packed:
+        rows = [cast(bytes, stored[i]) for i in packed]
+        width = 1 + 8 * len(layout)
+        _check(rows, lambda row: len(row) == width, layout)
+        record = np.dtype([("tag", "u1"), ("values", "<f8", (len(layout),))])
+        table[packed] = np.frombuffer(b"".join(rows), dtype=record)["values"]
+    if text:
+        table[text] = _text_table([cast(bytes, stored[i]) for i in text], layout)
+    return table
+
+
+def _check(rows: Sequence[bytes], fits: Callable[[bytes], bool], layout: Sequence[str]) -> None:
     # Per row: a short one and a long one would add up to the right total and shift every field.
-    bad = next((row for row in rows if row.count(b",") != len(layout) - 1), None)
+    bad = next((row for row in rows if not fits(row)), None)
     if bad is not None:
         raise ValueError(f"stored features {bad!r} do not have the {len(layout)} fields {layout}")
-    fields = b",".join(rows).split(b",")
-    try:
-        values = np.fromiter(map(float, fields), dtype=np.float64, count=len(fields))
-    except ValueError:  # strings written before absent fields were spelled "nan" leave them empty
-        values = np.fromiter((float(f or b"nan") for f in fields), dtype=np.float64, count=len(fields))
-    table[present] = values.reshape(len(present), len(layout))
-    return table
+
+
+def _text_table(rows: Sequence[bytes], layout: Sequence[str]) -> FloatArray:
+    """Rows of comma-separated text, as earlier versions stored them ("" or "nan" when absent)."""
+    _check(rows, lambda row: row.count(b",") == len(layout) - 1, layout)
+    fields = [float(f or b"nan") for f in b",".join(rows).split(b",")]
+    return np.array(fields, dtype=np.float64).reshape(len(rows), len(layout))
 
 
 def _decayed(table: FloatArray, now_ms: int) -> FloatArray:

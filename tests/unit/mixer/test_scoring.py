@@ -128,8 +128,10 @@ def test_entity_counts_decay_to_the_request_clock() -> None:
     assert counts.count("report") == 0.0
     assert entity_counts({}, now_ms=DAY_MS) == EntityCounts()
     signal = pack_stored({HomeFeatures.SIGNAL_BOOST: 6.0, HomeFeatures.TS: float(DAY_MS)}, SIGNAL_FIELDS)
-    assert signal == f"6.0,{float(DAY_MS)!r}".encode()
+    assert len(signal) == 1 + 2 * 8  # a tag byte and two doubles
     assert decayed_boosts([signal, None], now_ms=3 * DAY_MS) == [pytest.approx(1.5), 0.0]
+    with pytest.raises(ValueError, match="do not have the 2 fields"):
+        decayed_boosts([signal + signal[1:9]], now_ms=0)
     with pytest.raises(ValueError, match="do not have the 2 fields"):
         decayed_boosts([b"1.0,2.0,3.0"], now_ms=0)
 
@@ -139,11 +141,13 @@ def test_a_page_of_stored_strings_decodes_as_each_one_alone() -> None:
         pack_stored({"like": 8.0, "impression": 16.0, "ts": 0.0}, STORED_FIELDS),
         None,
         pack_stored({"report": 1.0, "impression": 2.0}, STORED_FIELDS),  # no ts: taken as current
-        b"8.0,,,,,,,16.0,0.0",  # written before absent fields were spelled "nan"
+        # Text, as earlier versions wrote them: absent fields empty, then spelled "nan".
+        b"8.0,,,,,,,16.0,0.0",
+        b"8.0,nan,nan,nan,nan,nan,nan,16.0,0.0",
     ]
     many = stored_counts_many(rows, now_ms=DAY_MS)
     assert many == [stored_counts_many([r], now_ms=DAY_MS)[0] for r in rows]
-    assert many[0] == many[3]
+    assert many[0] == many[3] == many[4]
     assert many[0].row == pytest.approx(EntityCounts({"like": 4.0}, 8.0).row)
     assert many[1] == EntityCounts()
     assert many[2] == EntityCounts({"report": 1.0}, 2.0)
@@ -151,6 +155,8 @@ def test_a_page_of_stored_strings_decodes_as_each_one_alone() -> None:
     assert decayed_boosts(signals, now_ms=2 * DAY_MS) == [pytest.approx(1.5), 0.0]
     with pytest.raises(ValueError, match="do not have the 9 fields"):
         stored_counts_many([rows[0], b"1.0,2.0"], now_ms=0)
+    with pytest.raises(ValueError, match="do not have the 9 fields"):
+        stored_counts_many([rows[0][:-8], rows[2] + rows[2][1:9]], now_ms=0)  # the right total
     with pytest.raises(ValueError, match="do not have the 2 fields"):
         decayed_boosts([b"1.0,2.0,3.0", b"4.0"], now_ms=0)  # the right total, every field shifted
 
