@@ -36,6 +36,9 @@ class BlockedOrMutedFilter(Filter):
         super().__init__(name)
 
     def apply(self, query: Query, viewer: ViewerContext, candidates: Sequence[Candidate]) -> FilterResult:
+        if not viewer.blocked and not viewer.muted:
+            return FilterResult(list(candidates), {})
+
         def why(c: Candidate) -> str | None:
             if c.author_id in viewer.blocked:
                 return "author blocked"
@@ -93,6 +96,8 @@ class NotInterestedAuthorFilter(Filter):
         super().__init__(name)
 
     def apply(self, query: Query, viewer: ViewerContext, candidates: Sequence[Candidate]) -> FilterResult:
+        if not viewer.not_interested:
+            return FilterResult(list(candidates), {})
         return _partition(
             candidates,
             lambda c: "viewer not interested in author" if c.author_id in viewer.not_interested else None,

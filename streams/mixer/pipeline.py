@@ -11,7 +11,7 @@ is broken: a broken component is a bug, not a smaller page.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,6 +127,21 @@ class Page:
         }
 
 
+def _splits(before: Sequence[Candidate], kept: Sequence[Candidate], removed: Collection[int]) -> bool:
+    """Whether every candidate of `before` is in exactly one of `kept` and `removed`, and nothing
+    else is. Checked after every filter and selector: sets, not sorting (the sorts cost ~1 ms of a
+    500-candidate request)."""
+    ids = {c.tweet_id for c in before}
+    kept_ids = {c.tweet_id for c in kept}
+    return (
+        len(kept_ids) + len(removed) == len(ids)
+        and len(kept_ids) == len(kept)
+        and kept_ids <= ids
+        and ids.issuperset(removed)
+        and kept_ids.isdisjoint(removed)
+    )
+
+
 def _page_item(c: Candidate, score_reason: str) -> PageItem:
     reason = "; ".join(r for r in (c.source_reason, score_reason, *c.reasons) if r)
     return PageItem(
@@ -199,16 +214,14 @@ class RankedPipeline:
         viewer, candidates = await self._candidates(query, failures)
         for f in self.config.filters:
             result = f.apply(query, viewer, candidates)
-            kept_ids = [c.tweet_id for c in result.kept]
-            if sorted(kept_ids + list(result.removed)) != sorted(c.tweet_id for c in candidates):
+            if not _splits(candidates, result.kept, result.removed):
                 raise PipelineError(f"{f.identifier} did not partition its input into kept and removed")
             removed.update((t, Removal(f.name, why)) for t, why in result.removed.items())
             candidates = result.kept
         candidates = self._score(query, candidates)
         for s in self.config.selectors:
             selection = s.select(query, candidates)
-            out_ids = [c.tweet_id for c in selection.selected] + list(selection.dropped)
-            if sorted(out_ids) != sorted(c.tweet_id for c in candidates):
+            if not _splits(candidates, selection.selected, selection.dropped):
                 raise PipelineError(f"{s.identifier} lost or invented candidates")
             removed.update((t, Removal(s.name, why)) for t, why in selection.dropped.items())
             candidates = selection.selected

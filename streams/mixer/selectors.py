@@ -8,7 +8,7 @@ where multiplying by 0.25 would lift a candidate the ranker expects complaints a
 from __future__ import annotations
 
 import functools
-from collections import Counter
+import operator
 from collections.abc import Sequence
 from typing import Final
 
@@ -36,8 +36,16 @@ def scale(score: float, factor: float) -> float:
     return score * factor if score >= 0 else score / factor
 
 
+_SCORE = operator.attrgetter("score")
+
+
 def by_score(candidates: Sequence[Candidate]) -> list[Candidate]:
-    return sorted(candidates, key=lambda c: c.score, reverse=True)
+    return sorted(candidates, key=_SCORE, reverse=True)
+
+
+def _resorted(candidates: Sequence[Candidate], rescaled: bool) -> SelectorResult:
+    # Candidates come in page order: only a rescaling can have changed it.
+    return SelectorResult(by_score(candidates) if rescaled else list(candidates))
 
 
 def author_diversity_multiplier(n: int, floor: float = AUTHOR_DIVERSITY_FLOOR) -> float:
@@ -58,10 +66,10 @@ class AuthorDiversitySelector(Selector):
         self.floor = floor
 
     def select(self, query: Query, candidates: Sequence[Candidate]) -> SelectorResult:
-        seen: Counter[int] = Counter()
+        seen: dict[int, int] = {}
         for c in by_score(candidates):
-            n = seen[c.author_id]
-            seen[c.author_id] += 1
+            n = seen.get(c.author_id, 0)
+            seen[c.author_id] = n + 1
             if n:
                 m = author_diversity_multiplier(n, self.floor)
                 c.score = scale(c.score, m)
@@ -86,12 +94,16 @@ class TrendingBoostSelector(Selector):
         return min(1.0 + self.factor * max(0.0, signal_boost), self.max_multiplier)
 
     def select(self, query: Query, candidates: Sequence[Candidate]) -> SelectorResult:
+        rescaled = False
         for c in candidates:
+            if c.features.signal_boost <= 0.0:
+                continue
             m = self.multiplier(c.features.signal_boost)
             if m > 1.0:
                 c.score = scale(c.score, m)
                 c.reasons.append(f"trending boost x{m:.2f}")
-        return SelectorResult(by_score(candidates))
+                rescaled = True
+        return _resorted(candidates, rescaled)
 
 
 class ServedBeforeSelector(Selector):
@@ -109,11 +121,13 @@ class ServedBeforeSelector(Selector):
         self.reason = f"served before, x{factor:.2f}"
 
     def select(self, query: Query, candidates: Sequence[Candidate]) -> SelectorResult:
+        rescaled = False
         for c in candidates:
             if c.features.served_before:
                 c.score = scale(c.score, self.factor)
                 c.reasons.append(self.reason)
-        return SelectorResult(by_score(candidates))
+                rescaled = True
+        return _resorted(candidates, rescaled)
 
 
 class OutOfNetworkSelector(Selector):

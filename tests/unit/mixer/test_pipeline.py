@@ -15,6 +15,8 @@ from streams.mixer.components import (
     FilterResult,
     PageItem,
     Query,
+    Selector,
+    SelectorResult,
     SourceItem,
     ViewerContext,
 )
@@ -221,6 +223,34 @@ class LosingFilter(Filter):
         return FilterResult(list(candidates[1:]), {})
 
 
+class DoubleCountingFilter(Filter):
+    """Keeps the first in both halves and loses the last: the counts add up, the sets do not."""
+
+    def apply(self, query: Query, viewer: ViewerContext, candidates: Sequence[Candidate]) -> FilterResult:
+        return FilterResult(list(candidates[:-1]), {candidates[0].tweet_id: "both"})
+
+
+class SwappingFilter(Filter):
+    """Keeps a candidate nobody proposed in place of the last: the right count, a wrong id."""
+
+    def apply(self, query: Query, viewer: ViewerContext, candidates: Sequence[Candidate]) -> FilterResult:
+        return FilterResult([*candidates[:-1], replace(candidates[0], tweet_id=999_999)], {})
+
+
+class RepeatingSelector(Selector):
+    """Shows the first candidate twice and drops the last: every id is accounted for, one twice."""
+
+    def select(self, query: Query, candidates: Sequence[Candidate]) -> SelectorResult:
+        return SelectorResult([candidates[0], *candidates[:-1]], {candidates[-1].tweet_id: "no room"})
+
+
+class InventingSelector(Selector):
+    """Drops the last candidate under an id nobody proposed."""
+
+    def select(self, query: Query, candidates: Sequence[Candidate]) -> SelectorResult:
+        return SelectorResult(list(candidates[:-1]), {999_999: "invented"})
+
+
 class ShortHydrator(FakeHydrator):
     async def hydrate(
         self, query: Query, viewer: ViewerContext, items: Sequence[SourceItem]
@@ -234,3 +264,9 @@ def test_broken_contracts_raise() -> None:
         _run(replace(config, filters=[LosingFilter("Losing")]))
     with pytest.raises(PipelineError, match="one CandidateFeatures per item"):
         _run(replace(config, hydrator=ShortHydrator()))
+    for broken in (DoubleCountingFilter("DoubleCounting"), SwappingFilter("Swapping")):
+        with pytest.raises(PipelineError, match=f"{broken.identifier} did not partition"):
+            _run(replace(config, filters=[broken]))
+    for selector in (RepeatingSelector("Repeating"), InventingSelector("Inventing")):
+        with pytest.raises(PipelineError, match=f"{selector.identifier} lost or invented"):
+            _run(replace(config, selectors=[selector]))
