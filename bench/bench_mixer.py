@@ -2,9 +2,9 @@
 
     python -m bench.bench_mixer
 
-Everything is seeded (`SEED`): the engagement and calibration figures are the same on every run;
-only the latency figures vary. The arms run on two processes (2.5-3.5 minutes on 2 cores).
-Three parts, each printed next to its baseline:
+Everything is seeded (`SEED`, or `BENCH_SEED` from the environment): the engagement and calibration
+figures are the same on every run of a seed; only the latency figures vary. The arms run on two
+processes (2.5-3.5 minutes on 2 cores). Three parts, each printed next to its baseline:
 
 1. Engagement. A population of users with hidden topic interests reads pages served by three arms,
    over the same population, tweet stream, visit schedule and seed: `latest` (the newest 20 of the
@@ -117,7 +117,9 @@ from streams.mixer.scoring import ScoringModel
 from streams.snowflake import snowflake_at
 from streams.timeline_rules import merge_timeline
 
-SEED: Final = 20261121
+# Another seed (`BENCH_SEED=... python -m bench.bench_mixer`) draws another population and history:
+# how far the ratios move between seeds is the simulation's own noise.
+SEED: Final = int(os.environ.get("BENCH_SEED", "20261121"))
 START_MS: Final = 1_790_000_000_000
 HOUR_MS: Final = 3_600_000
 
