@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
 from redis.asyncio import Redis
@@ -25,10 +25,12 @@ from streams.mixer.adaptation import (
 )
 from streams.mixer.components import PageItem, Query, SourceItem, ViewerContext
 from streams.mixer.features import (
+    STORED_FIELDS,
     CandidateFeatures,
     HomeFeatures,
+    absent_row,
     decayed_boosts,
-    stored_counts_many,
+    stored_counts_joined,
     tweet_age_ms,
 )
 from streams.mixer.pipeline import RankedPipeline, ranked_pipeline_config
@@ -85,40 +87,73 @@ class RedisCandidates:
         return [SourceItem(t, reason=f"trending: signal boost {s:.2f}") for t, s in items]
 
 
-# Every candidate's author and retweet_of, tweet features and signal, the authors' and the
-# viewer x author features, and the viewer's own, in one script call: the feature strings are read
-# by MGET (one call for hundreds of keys); only the tweets' hashes cost a call each. A pipeline of
-# HGETALLs spent most of a ranked request packing 1,500 commands in Python, and the ids travel as
-# one space-separated argument for the same reason. Keys are built here from the prefixes
-# `streams.redis_keys` gives (undeclared keys: one Redis, not a cluster).
+# Every candidate's author and retweet_of, the viewer's, the authors', the viewer x author and the
+# tweets' feature strings, the tweets' signals and whether each was served to the viewer, in one
+# script call. The ids travel as one space-separated argument, and what comes back is mostly a few
+# long values rather than hundreds of short ones: the feature strings joined end to end (one MGET;
+# `stored_counts_joined` decodes them with no Python object per string), the rare signals,
+# retweets and served tweets as positions. A pipeline of HGETALLs spent most of a ranked request
+# packing 1,500 commands, and a reply of ~2,500 values most of its parsing. Keys are built here
+# from the prefixes `streams.redis_keys` gives (undeclared keys: one Redis, not a cluster).
 #   ARGV: tweet prefix, tweet features prefix, signal prefix, author features prefix,
-#         viewer x author features prefix, viewer features key, viewer's served key, tweet ids.
-#   Returns {viewer features, authors, their features, viewer x author features,
-#            per tweet {author_id, retweet_of} (nil when gone), tweet features, signals,
-#            when each was served to the viewer (nil: never)}
+#         viewer x author features prefix, viewer features key, viewer's served key,
+#         `absent_row` (a missing string's stand-in; its length is every packed row's), tweet ids.
+#   Returns {distinct authors (in first-seen order), each tweet's author (nil: tweet gone),
+#            {position, retweet_of, ...}, feature strings of the viewer, authors, viewer x authors
+#            and tweets joined, {position, string, ...} of the strings not joined,
+#            {position, signal string, ...}, positions served before}; positions count from 0.
 HYDRATE = """
-local ids, tweets, feature_keys, signal_keys = {}, {}, {}, {}
-local authors, author_keys, affinity_keys, seen = {}, {}, {}, {}
-for id in string.gmatch(ARGV[8], '%d+') do
-  ids[#ids + 1] = id
+local ids, signal_keys, author_of, retweets, authors, seen = {}, {}, {}, {}, {}, {}
+for id in string.gmatch(ARGV[9], '%d+') do
+  local i = #ids + 1
+  ids[i] = id
+  signal_keys[i] = ARGV[3] .. id
   local t = redis.call('HMGET', ARGV[1] .. id, 'author_id', 'retweet_of')
-  tweets[#tweets + 1] = t
-  feature_keys[#feature_keys + 1] = ARGV[2] .. id
-  signal_keys[#signal_keys + 1] = ARGV[3] .. id
+  author_of[i] = t[1]
+  if t[2] then
+    retweets[#retweets + 1] = i - 1
+    retweets[#retweets + 1] = t[2]
+  end
   if t[1] and not seen[t[1]] then
     seen[t[1]] = true
     authors[#authors + 1] = t[1]
-    author_keys[#author_keys + 1] = ARGV[4] .. t[1]
-    affinity_keys[#affinity_keys + 1] = ARGV[5] .. t[1]
   end
 end
-local function mget(keys)
-  if #keys == 0 then return {} end
-  return redis.call('MGET', unpack(keys))
+local keys = {ARGV[6]}
+for _, a in ipairs(authors) do keys[#keys + 1] = ARGV[4] .. a end
+for _, a in ipairs(authors) do keys[#keys + 1] = ARGV[5] .. a end
+for _, id in ipairs(ids) do keys[#keys + 1] = ARGV[2] .. id end
+local absent, rows, odd = ARGV[8], {}, {}
+for i, v in ipairs(redis.call('MGET', unpack(keys))) do
+  if v and #v == #absent and string.byte(v, 1) == string.byte(absent, 1) then
+    rows[i] = v
+  else
+    rows[i] = absent
+    if v then
+      odd[#odd + 1] = i - 1
+      odd[#odd + 1] = v
+    end
+  end
 end
-return {redis.call('GET', ARGV[6]), authors, mget(author_keys), mget(affinity_keys),
-        tweets, mget(feature_keys), mget(signal_keys), redis.call('ZMSCORE', ARGV[7], unpack(ids))}
+local signals = {}
+for i, v in ipairs(redis.call('MGET', unpack(signal_keys))) do
+  if v then
+    signals[#signals + 1] = i - 1
+    signals[#signals + 1] = v
+  end
+end
+local served = {}
+for i, v in ipairs(redis.call('ZMSCORE', ARGV[7], unpack(ids))) do
+  if v then served[#served + 1] = i - 1 end
+end
+return {authors, author_of, retweets, table.concat(rows), odd, signals, served}
 """
+ABSENT_ROW = absent_row(STORED_FIELDS)
+
+
+def _pairs(flat: Sequence[Any]) -> Iterator[tuple[Any, Any]]:
+    """(position, value) pairs of a script's flat {position, value, ...} list."""
+    return zip(flat[::2], flat[1::2], strict=True)
 
 
 class RedisHydrator:
@@ -141,7 +176,7 @@ class RedisHydrator:
         if not items:
             return []
         user_id, now = query.user_id, query.now_ms
-        rows: list[Any] = await self._redis.eval(
+        reply: list[Any] = await self._redis.eval(
             HYDRATE,
             0,
             TWEET_PREFIX,
@@ -151,25 +186,21 @@ class RedisHydrator:
             features_key(HomeFeatures.USER_AUTHOR, HomeFeatures.user_author_prefix(user_id)),
             features_key(HomeFeatures.USER, str(user_id)),
             served_key(user_id),
+            ABSENT_ROW,
             " ".join([str(item.tweet_id) for item in items]),
         )
-        user_row, author_ids, author_rows, affinity_rows, tweets, tweet_rows, signal_rows, served = rows
-        # One decoding pass for every stored string of the request: each pass has a fixed cost.
-        counts = stored_counts_many([user_row, *author_rows, *affinity_rows, *tweet_rows], now)
+        author_ids, author_of, retweet_pairs, joined, odd, signal_pairs, served = reply
+        counts = stored_counts_joined(joined, dict(_pairs(odd)), now)
         n = len(author_ids)
-        user, author_counts, affinities = counts[0], counts[1 : n + 1], counts[n + 1 : 2 * n + 1]
-        authors = {
-            int(a): (by_author, affinity)
-            for a, by_author, affinity in zip(author_ids, author_counts, affinities, strict=True)
-        }
+        user = counts[0]
+        authors = {int(a): (counts[1 + k], counts[1 + n + k]) for k, a in enumerate(author_ids)}
+        retweet_of = {i: int(t) for i, t in _pairs(retweet_pairs)}
+        signal_positions = signal_pairs[::2]
+        boosts = dict(zip(signal_positions, decayed_boosts(signal_pairs[1::2], now), strict=True))
+        served_before = set(served)
         hydrated = []
-        for item, (author_id, retweet_of), tweet_counts, boost, served_at in zip(
-            items,
-            tweets,
-            counts[2 * n + 1 :],
-            decayed_boosts(signal_rows, now),
-            served,
-            strict=True,
+        for i, (item, author_id, tweet_counts) in enumerate(
+            zip(items, author_of, counts[1 + 2 * n :], strict=True)
         ):
             if author_id is None:
                 hydrated.append(CandidateFeatures.deleted_tweet(item.tweet_id, item.author_id or 0))
@@ -181,14 +212,14 @@ class RedisHydrator:
                     tweet_id=item.tweet_id,
                     author_id=author,
                     in_network=author in viewer.following or author == user_id,
-                    retweet_of=None if retweet_of is None else int(retweet_of),
+                    retweet_of=retweet_of.get(i),
                     tweet=tweet_counts,
                     author=by_author,
                     user=user,
                     user_author=affinity,
                     age_ms=tweet_age_ms(item.tweet_id, now),
-                    signal_boost=boost,
-                    served_before=served_at is not None,
+                    signal_boost=boosts.get(i, 0.0),
+                    served_before=i in served_before,
                 )
             )
         return hydrated

@@ -5,8 +5,9 @@ The aggregator keeps, per entity, a Redis string `hm:f:<entity>:<id>`: the `STOR
 time `ts` they are as of) packed by `pack_stored` as doubles in that order. The signal
 booster keeps `hm:f:signal:<tweet_id>` with `SIGNAL_FIELDS` (`boost`, `ts`). Strings, not hashes:
 a ranked request reads ~1,000 of them and one MGET is ~40x cheaper than as many HMGETs.
-`stored_counts_many` / `decayed_boosts` decode a request's strings in one numpy pass and bring
-every value to the request's clock; `tweet_age_ms` reads a tweet's age off its Snowflake id.
+`stored_counts_many` / `stored_counts_joined` / `decayed_boosts` decode a request's strings in one
+numpy pass and bring every value to the request's clock; `tweet_age_ms` reads a tweet's age off
+its Snowflake id.
 """
 
 from __future__ import annotations
@@ -189,6 +190,17 @@ def pack_stored(values: Mapping[str, float], layout: Sequence[str]) -> bytes:
     return bytes((PACKED_TAG,)) + struct.pack(f"<{len(layout)}d", *(values.get(n, math.nan) for n in layout))
 
 
+def absent_row(layout: Sequence[str]) -> bytes:
+    """The packed row of no values: what a missing key decodes as."""
+    return pack_stored({}, layout)
+
+
+def _packed_table(joined: bytes, layout: Sequence[str]) -> FloatArray:
+    """Packed rows end to end as a (read-only) table."""
+    record = np.dtype([("tag", "u1"), ("values", "<f8", (len(layout),))])
+    return cast(FloatArray, np.frombuffer(joined, dtype=record)["values"])
+
+
 def _table(stored: Sequence[bytes | None], layout: Sequence[str]) -> FloatArray:
     """Stored strings as rows of the layout's fields; NaN for an absent field or key."""
     table = np.full((len(stored), len(layout)), np.nan)
@@ -199,10 +211,9 @@ def _table(stored: Sequence[bytes | None], layout: Sequence[str]) -> FloatArray:
             (packed if s[0] == PACKED_TAG else text).append(i)
     if packed:
         rows = [cast(bytes, stored[i]) for i in packed]
-        width = 1 + 8 * len(layout)
+        width = len(absent_row(layout))
         _check(rows, lambda row: len(row) == width, layout)
-        record = np.dtype([("tag", "u1"), ("values", "<f8", (len(layout),))])
-        table[packed] = np.frombuffer(b"".join(rows), dtype=record)["values"]
+        table[packed] = _packed_table(b"".join(rows), layout)
     if text:
         table[text] = _text_table([cast(bytes, stored[i]) for i in text], layout)
     return table
@@ -238,6 +249,17 @@ def stored_counts_many(stored: Sequence[bytes | None], now_ms: int) -> list[Enti
     scorer's priors.
     """
     return EntityCounts.rows_of(_decayed(_table(stored, STORED_FIELDS), now_ms))
+
+
+def stored_counts_joined(joined: bytes, odd: Mapping[int, bytes], now_ms: int) -> list[EntityCounts]:
+    """As `stored_counts_many`, for strings a script joined end to end (the ranked hydration):
+    packed rows, `absent_row` for a missing key, and in place of every other string (text from
+    an earlier version, or a broken one) an absent row too, that string given in `odd` by its
+    position. The packed rows decode without a Python object each."""
+    table = _packed_table(joined, STORED_FIELDS).copy()
+    if odd:
+        table[list(odd)] = _table(list(odd.values()), STORED_FIELDS)
+    return EntityCounts.rows_of(_decayed(table, now_ms))
 
 
 def entity_counts(fields: Mapping[str, float], now_ms: int) -> EntityCounts:
