@@ -67,12 +67,20 @@ def redis_client() -> Redis:
 _redis: Redis | None = None
 
 
+# A ranked read holds thousands of objects at once and frees nearly all of them by reference
+# counting when it ends. At the default (700, 10, 10) its pipeline alone ran ~6 young collections
+# per read and a full one every ~20 reads, for almost no garbage; at these, almost none. That took
+# 2-4 ms off the ranked p99 (bench/RESULTS.md).
+GC_THRESHOLDS = (20_000, 20, 20)
+
+
 async def freeze_startup_objects() -> None:
     # Everything imported and built at start-up lives for the whole run; frozen, the cyclic
     # collector stops re-scanning it, and a full collection during a ranked read (hundreds of
     # candidates allocate enough to trigger one) costs a fraction of the time: ranked p99.
     gc.collect()
     gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 app.task(freeze_startup_objects)
