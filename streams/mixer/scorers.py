@@ -50,8 +50,8 @@ class EngagementScorer(Scorer):
         p = calibrated(raw, [f.in_network for f in features], self.model)
         scores = p @ weight_vector(kinds, query.weights)
         return [
-            ScoreResult(s, PredictionRow(columns, row), PredictionRow(columns, raw_row))
-            for s, row, raw_row in zip(scores.tolist(), p.tolist(), raw.tolist(), strict=True)
+            ScoreResult(s, PredictionRow(columns, p, i), PredictionRow(columns, raw, i))
+            for i, s in enumerate(scores.tolist())
         ]
 
     def reason(self, query: Query, predictions: Mapping[str, float]) -> str:

@@ -149,17 +149,19 @@ def predictions_matrix(features: Sequence[CandidateFeatures], model: ScoringMode
 
 
 class PredictionRow(Mapping[str, float]):
-    """One candidate's row of a predictions matrix read as {kind: probability}. A request scores
-    hundreds of candidates and shows tens: no dict is built for the rest."""
+    """One candidate's row of a predictions matrix read as {kind: probability}, read from the
+    matrix when asked. A request scores hundreds of candidates and shows tens: neither a dict nor
+    a float is built for the rest."""
 
-    __slots__ = ("_columns", "_values")
+    __slots__ = ("_columns", "_matrix", "_row")
 
-    def __init__(self, columns: Mapping[str, int], values: Sequence[float]) -> None:
+    def __init__(self, columns: Mapping[str, int], matrix: FloatArray, row: int) -> None:
         self._columns = columns
-        self._values = values
+        self._matrix = matrix
+        self._row = row
 
     def __getitem__(self, kind: str) -> float:
-        return self._values[self._columns[kind]]
+        return self._matrix.item(self._row, self._columns[kind])
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._columns)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from streams.aggregates import ENGAGEMENT_TYPES
@@ -199,7 +200,7 @@ def test_stacked_counts_are_the_rows_in_order_whatever_they_were_decoded_with() 
 
 
 def test_a_prediction_row_reads_as_a_mapping() -> None:
-    row = PredictionRow({"like": 0, "reply": 1}, [0.04, 0.01])
+    row = PredictionRow({"like": 0, "reply": 1}, np.array([[0.5, 0.5], [0.04, 0.01]]), 1)
     assert row == {"like": 0.04, "reply": 0.01}
     assert row["reply"] == 0.01 and list(row) == ["like", "reply"] and len(row) == 2
     with pytest.raises(KeyError):
