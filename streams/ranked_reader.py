@@ -195,8 +195,7 @@ class RedisHydrator:
         user = counts[0]
         authors = {int(a): (counts[1 + k], counts[1 + n + k]) for k, a in enumerate(author_ids)}
         retweet_of = {i: int(t) for i, t in _pairs(retweet_pairs)}
-        signal_positions = signal_pairs[::2]
-        boosts = dict(zip(signal_positions, decayed_boosts(signal_pairs[1::2], now), strict=True))
+        boosts = dict(zip(signal_pairs[::2], decayed_boosts(signal_pairs[1::2], now), strict=True))
         served_before = set(served)
         hydrated = []
         for i, (item, author_id, tweet_counts) in enumerate(

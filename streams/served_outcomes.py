@@ -165,7 +165,7 @@ async def _fit_round(redis: Redis, cutoff_ms: int, learn: bool) -> FitRound:
         )
         if not taken:
             return FitRound()
-        calibrator = SegmentedCalibrator.from_dict(float_fields(await pipe.hgetall(CALIBRATION)))
+        calibrator = await load_calibrator(pipe)  # watching: the pipeline runs it at once
         learnt = not_learnt = lost = 0
         pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
         for member, (record, *marks) in taken:

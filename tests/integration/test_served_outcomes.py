@@ -3,8 +3,12 @@ predictions, outcomes marked, matured items learnt exactly once, and the fit the
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from streams.mixer.calibration import SegmentedCalibrator, ServedPrediction, learn_outcome
 from streams.mixer.components import PageItem
@@ -142,5 +146,50 @@ def test_the_queue_and_each_users_records_stay_bounded(
         # no fitter ran: entries older than two label windows leave the queue with the next record
         await serve(redis, 2, [item(300, True, 0.1)], at_ms=SERVED_MS + 2 * WINDOW_MS + 1)
         assert await redis.zrange(CALIBRATION_PENDING, 0, -1) == [b"2:300"]
+
+    with_redis(redis_url, body)
+
+
+class ExecAfter:
+    """A real client whose transactions run `first` just before their EXEC: a second fitter that
+    commits between this one's reads and its commit."""
+
+    def __init__(self, redis: Redis, first: Callable[[], Awaitable[Any]]) -> None:
+        self._redis = redis
+        self._first = first
+
+    def pipeline(self, transaction: bool = True) -> Pipeline:
+        pipe = self._redis.pipeline(transaction=transaction)
+        execute = pipe.execute
+
+        async def first_then_execute(raise_on_error: bool = True) -> list[Any]:
+            await self._first()
+            return await execute(raise_on_error)
+
+        pipe.execute = first_then_execute  # type: ignore[method-assign]
+        return pipe
+
+
+def test_a_fitter_overtaken_by_another_commits_nothing(redis_url: str) -> None:
+    async def body(redis: Redis) -> None:
+        early, late = item(101, True, 0.05), item(102, True, 0.2)
+        await serve(redis, 1, [early])
+        await serve(redis, 1, [late], at_ms=SERVED_MS + WINDOW_MS // 2)
+        await mark_outcomes(redis, [(1, 101, "impression"), (1, 102, "like")])
+        other: list[FitRound] = []
+
+        async def other_fitter() -> None:
+            # Later clock: it takes both items, the slow fitter took only the early one.
+            other.append(await fit_calibration(redis, SERVED_MS + 2 * WINDOW_MS, WINDOW_MS))
+
+        slow = cast(Redis, ExecAfter(redis, other_fitter))
+        assert await fit_calibration(slow, SERVED_MS + WINDOW_MS, WINDOW_MS) == FitRound()
+        assert other == [FitRound(learnt=2)]
+        # Had the slow fitter committed, its fit (the early item only) would have replaced this one.
+        reference = SegmentedCalibrator()
+        learn_outcome(reference, served_as(early), {"impression"})
+        learn_outcome(reference, served_as(late), {"like"})
+        assert (await load_calibrator(redis)).to_dict() == pytest.approx(reference.to_dict())
+        assert await redis.exists(calibration_served_key(1), CALIBRATION_PENDING) == 0
 
     with_redis(redis_url, body)
