@@ -10,10 +10,12 @@ processes (2.5-3.5 minutes on 2 cores). Three parts, each printed next to its ba
    over the same population, tweet stream, visit schedule and seed: `latest` (the newest 20 of the
    followed authors' tweets, `streams.timeline_rules.merge_timeline`), `ranked-static` (the real
    `RankedPipeline`, Twitter's weights, no learning) and `ranked-adaptive` (the same pipeline,
-   weights chosen per request by the `Adaptation` Thompson bandit, all users in its learning
-   bucket, fed back as `streams.ranked_reader` does: served counts when a page is recorded, one
-   "engaged" per served tweet that gets a positive engagement; the arms' counts fade with the
-   bandit's half-life, `BANDIT_HALF_LIFE_MS`, at each round's end). Each arm keeps its own engagement
+   all users in the learning bucket, learning as the server does: weights chosen per request by
+   the `Adaptation` Thompson bandit, fed back as `streams.ranked_reader` does (served counts when
+   a page is recorded, one "engaged" per served tweet that gets a positive engagement; the arms'
+   counts fade with `BANDIT_HALF_LIFE_MS` at each round's end), and each candidate weighted by its
+   viewer's feedback on its author (`streams.mixer.feedback`, learnt at each round's end from the
+   round's seen ranked items, as the server's fitter does once their label window has passed)). Each arm keeps its own engagement
    counts (its own world), for exactly the entities the real hydrator reads (tweet, author, viewer,
    viewer x author): each kind's count and the impressions, as stored hashes (`ts` plus values)
    decayed with the 24h half-life on update as the aggregator does, and read at request time
@@ -112,6 +114,7 @@ from streams.mixer.features import (
     entity_counts,
     tweet_age_ms,
 )
+from streams.mixer.feedback import VIEWER, Evidence, fade_factor, feedback_lift, served_evidence
 from streams.mixer.pipeline import RankedPipeline, ranked_pipeline_config
 from streams.mixer.scoring import ScoringModel
 from streams.snowflake import snowflake_at
@@ -431,6 +434,14 @@ class ArmState:
     # label window is one round), as the calibration fitter does on the server.
     calibrator: SegmentedCalibrator = field(default_factory=SegmentedCalibrator)
     outcomes: list[tuple[ServedPrediction, set[str]]] = field(default_factory=list)
+    # The viewer-feedback learner's faded sums (learning arms only): viewer -> author (or
+    # `feedback.VIEWER`) -> evidence, learnt at each round's end from the round's seen ranked items.
+    feedback: dict[int, dict[int | str, Evidence]] = field(default_factory=lambda: defaultdict(dict))
+    feedback_round: list[tuple[int, int, Evidence]] = field(default_factory=list)
+
+    @property
+    def learns(self) -> bool:
+        return bool(self.adaptation.learning)
 
 
 def new_state(arm: str) -> ArmState:
@@ -497,6 +508,8 @@ class SimHydrator:
         tweets = self.pop.tweets
         user = s.user.read(user_id, now)
         served = s.served.get(user_id, set())
+        evidence = s.feedback.get(user_id, {}) if s.learns else {}
+        viewer_evidence = evidence.get(VIEWER, Evidence())
         authors: dict[int, tuple[EntityCounts, EntityCounts]] = {}
         out = []
         for item in items:
@@ -521,6 +534,9 @@ class SimHydrator:
                     user_author=a[1],
                     age_ms=tweet_age_ms(t.id, now),
                     served_before=t.id in served,
+                    feedback_lift=(
+                        feedback_lift(evidence[t.author], viewer_evidence) if t.author in evidence else 1.0
+                    ),
                 )
             )
         return out
@@ -631,6 +647,9 @@ def read_page(
                 )
             served_as = ServedPrediction(item.in_network, tuple(raw[k] for k in KINDS))
             state.outcomes.append((served_as, {IMPRESSION, *happened}))
+            if state.learns:
+                outcome = served_evidence(served_as.raw, happened)
+                state.feedback_round.append((user.id, t.author, outcome))
 
 
 def latest_page(pop: Population, state: ArmState, user: User, now_ms: int) -> tuple[list[Served], int]:
@@ -666,6 +685,20 @@ def oracle_page(
     return [Served(t, pop.tweets[t].author in user.follows) for t in page], repeats
 
 
+def learn_feedback(state: ArmState) -> None:
+    """Fade the viewer-feedback sums by a round and add the round's seen items, as the server's
+    fitter does once their label window has passed."""
+    factor = fade_factor(ROUND_MS)
+    for sums in state.feedback.values():
+        for key, e in sums.items():
+            sums[key] = e.faded(factor)
+    for user_id, author_id, seen in state.feedback_round:
+        sums = state.feedback[user_id]
+        sums[author_id] = sums.get(author_id, Evidence()) + seen
+        sums[VIEWER] = sums.get(VIEWER, Evidence()) + seen
+    state.feedback_round.clear()
+
+
 async def run_rounds(pop: Population, state: ArmState, scenario: str, rounds: range, label: str) -> None:
     max_id = SEEN_FILTER_MAX_ID if state.arm == "ranked-seen-filter" else None
     started = time.perf_counter()
@@ -697,6 +730,7 @@ async def run_rounds(pop: Population, state: ArmState, scenario: str, rounds: ra
             learn_outcome(state.calibrator, served_as, done)
         state.outcomes.clear()
         state.adaptation.discount(discount_factor(ROUND_MS))
+        learn_feedback(state)
         if (r + 1) % 5 == 0:
             s = state.stats[0 if r < DRIFT_ROUND else 1]
             print(

@@ -40,6 +40,7 @@ from streams.redis_keys import (
     TWEET_PREFIX,
     adaptation_key,
     features_key,
+    feedback_key,
     not_interested_key,
     served_by_key,
     served_key,
@@ -49,6 +50,7 @@ from streams.serving_view import ServingReads, UserContext, float_fields
 from streams.settings import DEFAULT_CALIBRATION_LABEL_S
 from streams.timeline_reader import TimelineReader
 from streams.timeline_store import TimelineStore
+from streams.viewer_feedback import decode_lifts
 
 # The mixer ranks up to this many candidates per request (Home Mixer scores ~1,500; 2 cores, 500).
 MAX_CANDIDATES = 500
@@ -95,16 +97,20 @@ class RedisCandidates:
 # retweets and served tweets as positions. A pipeline of HGETALLs spent most of a ranked request
 # packing 1,500 commands, and a reply of ~2,500 values most of its parsing. Keys are built here
 # from the prefixes `streams.redis_keys` gives (undeclared keys: one Redis, not a cluster).
+# In a learning bucket it also reads the viewer's feedback on the authors (`streams.viewer_feedback`).
 #   ARGV: tweet prefix, tweet features prefix, signal prefix, author features prefix,
 #         viewer x author features prefix, viewer features key, viewer's served key,
-#         `absent_row` (a missing string's stand-in; its length is every packed row's), tweet ids.
+#         `absent_row` (a missing string's stand-in; its length is every packed row's), the
+#         viewer's feedback key ('' outside a learning bucket), tweet ids.
 #   Returns {distinct authors (in first-seen order), each tweet's author (nil: tweet gone),
 #            {position, retweet_of, ...}, feature strings of the viewer, authors, viewer x authors
 #            and tweets joined, {position, string, ...} of the strings not joined,
-#            {position, signal string, ...}, positions served before}; positions count from 0.
+#            {position, signal string, ...}, positions served before, the feedback values of
+#            `lift_fields(distinct authors)` (empty outside a learning bucket)}; positions count
+#            from 0.
 HYDRATE = """
 local ids, signal_keys, author_of, retweets, authors, seen = {}, {}, {}, {}, {}, {}
-for id in string.gmatch(ARGV[9], '%d+') do
+for id in string.gmatch(ARGV[10], '%d+') do
   local i = #ids + 1
   ids[i] = id
   signal_keys[i] = ARGV[3] .. id
@@ -146,7 +152,16 @@ local served = {}
 for i, v in ipairs(redis.call('ZMSCORE', ARGV[7], unpack(ids))) do
   if v then served[#served + 1] = i - 1 end
 end
-return {authors, author_of, retweets, table.concat(rows), odd, signals, served}
+local feedback = {}
+if ARGV[9] ~= '' then
+  local fields = {'ts', 'viewer.e', 'viewer.x'}
+  for _, a in ipairs(authors) do
+    fields[#fields + 1] = a .. '.e'
+    fields[#fields + 1] = a .. '.x'
+  end
+  feedback = redis.call('HMGET', ARGV[9], unpack(fields))
+end
+return {authors, author_of, retweets, table.concat(rows), odd, signals, served, feedback}
 """
 ABSENT_ROW = absent_row(STORED_FIELDS)
 
@@ -157,9 +172,12 @@ def _pairs(flat: Sequence[Any]) -> Iterator[tuple[Any, Any]]:
 
 
 class RedisHydrator:
-    def __init__(self, redis: Redis, context: UserContext) -> None:
+    """`feedback`: the request's bucket learns, so candidates carry the viewer's feedback lifts."""
+
+    def __init__(self, redis: Redis, context: UserContext, feedback: bool = False) -> None:
         self._redis = redis
         self._context = context
+        self._feedback = feedback
 
     async def hydrate_viewer(self, query: Query) -> ViewerContext:
         not_interested = await self._redis.smembers(not_interested_key(query.user_id))
@@ -187,9 +205,10 @@ class RedisHydrator:
             features_key(HomeFeatures.USER, str(user_id)),
             served_key(user_id),
             ABSENT_ROW,
+            feedback_key(user_id) if self._feedback else "",
             " ".join([str(item.tweet_id) for item in items]),
         )
-        author_ids, author_of, retweet_pairs, joined, odd, signal_pairs, served = reply
+        author_ids, author_of, retweet_pairs, joined, odd, signal_pairs, served, feedback = reply
         counts = stored_counts_joined(joined, dict(_pairs(odd)), now)
         n = len(author_ids)
         user = counts[0]
@@ -197,6 +216,7 @@ class RedisHydrator:
         retweet_of = {i: int(t) for i, t in _pairs(retweet_pairs)}
         boosts = dict(zip(signal_pairs[::2], decayed_boosts(signal_pairs[1::2], now), strict=True))
         served_before = set(served)
+        lifts = decode_lifts(feedback, [int(a) for a in author_ids], now)
         hydrated = []
         for i, (item, author_id, tweet_counts) in enumerate(
             zip(items, author_of, counts[1 + 2 * n :], strict=True)
@@ -219,6 +239,7 @@ class RedisHydrator:
                     age_ms=tweet_age_ms(item.tweet_id, now),
                     signal_boost=boosts.get(i, 0.0),
                     served_before=i in served_before,
+                    feedback_lift=lifts.get(author, 1.0),
                 )
             )
         return hydrated
@@ -278,7 +299,7 @@ class RankedReader:
             timeline=candidates.timeline,
             celebrities=candidates.celebrities,
             trending=candidates.trending,
-            hydrator=RedisHydrator(self._redis, context),
+            hydrator=RedisHydrator(self._redis, context, feedback=bucket in adaptation.learning),
             recorder=RedisServedRecorder(self._redis, self._label_window_ms),
             model=ScoringModel(calibration=calibration),
         )

@@ -25,6 +25,7 @@ are rebuilt on read.
 | `hm:cal:{user}` | hash | tweet -> raw predictions as served; `{tweet}:{kind}`: done (reads, aggregator) |
 | `hm:cal:pending` | zset, score = ms | `{user}:{tweet}` served, awaiting an outcome (read path; fitter) |
 | `hm:calibration` | hash | the scorer's Platt fit per segment and kind (fitter) |
+| `hm:fb:{user}` | hash | viewer feedback: `{author}.e`/`.x` engaged/expected, `viewer.*`, `ts` (fitter) |
 """
 
 from __future__ import annotations
@@ -103,3 +104,7 @@ CALIBRATION_SERVED_PREFIX: Final = "hm:cal:"
 
 def calibration_served_key(user_id: int) -> str:
     return f"{CALIBRATION_SERVED_PREFIX}{user_id}"
+
+
+def feedback_key(user_id: int) -> str:
+    return f"hm:fb:{user_id}"

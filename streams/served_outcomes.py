@@ -7,15 +7,19 @@ viewer then did to it (`mark_outcomes`). Once an item's label window has passed,
 (`fit_calibration`, a leader timer) learns from it and forgets it, and every ranked read scores
 with the fit (`load_calibration`).
 
+The same items teach the viewer-feedback learner (`streams.viewer_feedback`): a seen item served
+to a user in a learning bucket adds to that user's sums for its author.
+
 Exactly once: the fitter reads the matured items, then in one MULTI/EXEC guarded by WATCH on the
-fit, writes the new fit and deletes those items. A crash before EXEC leaves both as they were and
-the items are learnt next round; a second fitter racing on the same items (two leaders for a
-moment during a rebalance) fails its EXEC and learns nothing.
+fit, writes the new fit and the viewers' feedback and deletes those items. A crash before EXEC
+leaves all as they were and the items are learnt next round; a second fitter racing on the same
+items (two leaders for a moment during a rebalance) fails its EXEC and learns nothing.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, cast
@@ -25,9 +29,11 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 from redis.typing import EncodableT, FieldT
 
+from streams.mixer.adaptation import Adaptation
 from streams.mixer.calibration import VIEWED, Platt, SegmentedCalibrator, ServedPrediction, learn_outcome
 from streams.mixer.components import PageItem
 from streams.mixer.features import KINDS
+from streams.mixer.feedback import Evidence, served_evidence
 from streams.redis_keys import (
     CALIBRATION,
     CALIBRATION_PENDING,
@@ -35,11 +41,14 @@ from streams.redis_keys import (
     calibration_served_key,
 )
 from streams.serving_view import float_fields
+from streams.viewer_feedback import queue_learning
 
 log = logging.getLogger(__name__)
 
 # What the aggregator marks on a served item: whether it was seen, and each predicted kind.
 OUTCOME_KINDS: Final[tuple[str, ...]] = (VIEWED, *KINDS)
+# Who learns from feedback: the users of the experiment's learning buckets.
+LEARNING: Final = Adaptation()
 # Items the fitter learns from per round trip; it takes rounds until none has matured.
 FIT_BATCH: Final = 2000
 
@@ -76,7 +85,10 @@ def record_served_predictions(
     records expire two label windows after the latest serve: the fitter normally takes them after
     one, and a fitter that does not run must not make them pile up."""
     records = [
-        (i.tweet_id, ServedPrediction(i.in_network, tuple(i.raw_predictions[k] for k in KINDS)).pack())
+        (
+            i.tweet_id,
+            ServedPrediction(i.in_network, tuple(i.raw_predictions[k] for k in KINDS), i.author_id).pack(),
+        )
         for i in items
         if i.raw_predictions
     ]
@@ -151,7 +163,7 @@ class FitRound:
         )
 
 
-async def _fit_round(redis: Redis, cutoff_ms: int, learn: bool) -> FitRound:
+async def _fit_round(redis: Redis, cutoff_ms: int, now_ms: int, learn: bool) -> FitRound:
     async with redis.pipeline(transaction=True) as pipe:
         await pipe.watch(CALIBRATION)
         taken: list[Any] = await pipe.eval(
@@ -167,6 +179,8 @@ async def _fit_round(redis: Redis, cutoff_ms: int, learn: bool) -> FitRound:
             return FitRound()
         calibrator = await load_calibrator(pipe)  # watching: the pipeline runs it at once
         learnt = not_learnt = lost = 0
+        # user -> author -> the seen items' evidence, for a user in a learning bucket
+        feedback: dict[int, dict[int, Evidence]] = defaultdict(dict)
         pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
         for member, (record, *marks) in taken:
             user, tweet = member.decode().split(":")
@@ -180,6 +194,11 @@ async def _fit_round(redis: Redis, cutoff_ms: int, learn: bool) -> FitRound:
                 lost += 1
             elif learn and learn_outcome(calibrator, served, done):
                 learnt += 1
+                if served.author_id is not None and LEARNING.learns(int(user)):
+                    seen = feedback[int(user)]
+                    seen[served.author_id] = seen.get(served.author_id, Evidence()) + served_evidence(
+                        served.raw, done
+                    )
             else:
                 not_learnt += 1
             # Every mark, also one set since the items were taken: it answers this serve, not a later one.
@@ -187,6 +206,8 @@ async def _fit_round(redis: Redis, cutoff_ms: int, learn: bool) -> FitRound:
         pipe.zrem(CALIBRATION_PENDING, *(member for member, _ in taken))
         if learnt:
             pipe.hset(CALIBRATION, mapping=cast(dict[FieldT, EncodableT], calibrator.to_dict()))
+        for user_id, seen in feedback.items():
+            queue_learning(pipe, user_id, now_ms, seen)
         await pipe.execute()
         return FitRound(learnt, not_learnt, lost)
 
@@ -197,7 +218,7 @@ async def fit_calibration(redis: Redis, now_ms: int, label_window_ms: int, learn
     total = FitRound()
     while True:
         try:
-            round_ = await _fit_round(redis, now_ms - label_window_ms, learn)
+            round_ = await _fit_round(redis, now_ms - label_window_ms, now_ms, learn)
         except WatchError:
             log.info("calibration: another fitter changed the fit; these items are left to it")
             return total

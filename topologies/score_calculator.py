@@ -105,7 +105,8 @@ async def score_viewer(
     query = Query(user, len(tweet_ids), None, change.ts, bucket, strategy, adaptation.strategies[strategy])
     context = await reads.user_context(user)
     viewer = ViewerContext(following=frozenset(context.following))
-    features = await RedisHydrator(redis, context).hydrate(query, viewer, [SourceItem(t) for t in tweet_ids])
+    hydrator = RedisHydrator(redis, context, feedback=bucket in adaptation.learning)
+    features = await hydrator.hydrate(query, viewer, [SourceItem(t) for t in tweet_ids])
     # The source only labels a page item; the scorer reads the features.
     candidates = [Candidate(f.tweet_id, f.author_id, "push", f) for f in features if not f.deleted]
     return [

@@ -21,6 +21,10 @@ posteriors overlap.
   tried arm (posterior mean; control's strategy if none was tried) while its metrics keep
   counting. `unfreeze` learns again from all counts.
 - Metrics: `metrics()`, per bucket: served, engaged, rate, over the bucket's whole life.
+
+A learning bucket also learns per (viewer, author) weights from its viewers' feedback
+(`streams.mixer.feedback`). That, not the choice of weight vector, is what follows a viewer whose
+interests move: the best single vector here is worth a few percent (bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -178,6 +182,10 @@ class Adaptation:
 
     def bucket_of(self, user_id: int) -> str:
         return bucket_of(user_id, self.buckets)
+
+    def learns(self, user_id: int) -> bool:
+        """The user's bucket is a learning one."""
+        return self.bucket_of(user_id) in self.learning
 
     def choose(self, bucket: str, rng: random.Random) -> str:
         """The strategy for one request: Thompson sampling in a learning bucket, else control."""

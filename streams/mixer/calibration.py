@@ -211,25 +211,31 @@ class SegmentedCalibrator:
 
 
 class ServedPrediction(NamedTuple):
-    """What a ranked item was served with: its segment and its raw prediction of each kind, in
-    `KINDS` order; `pack` / `unpack` are its stored form, "in_network,raw1,raw2,...". A
-    NamedTuple: every ranked page packs fifty."""
+    """What a ranked item was served with: its segment, its raw prediction of each kind in `KINDS`
+    order, and its author (for the viewer-feedback learner; None in records of earlier versions).
+    `pack` / `unpack` are its stored form, "in_network,raw1,...,raw7,author". A NamedTuple:
+    every ranked page packs fifty."""
 
     in_network: bool
     raw: tuple[float, ...]
+    author_id: int | None = None
 
     def pack(self) -> str:
-        return ",".join([segment_of(self.in_network), *map(repr, self.raw)])
+        author = [] if self.author_id is None else [str(self.author_id)]
+        return ",".join([segment_of(self.in_network), *map(repr, self.raw), *author])
 
     @classmethod
     def unpack(cls, stored: bytes | str) -> ServedPrediction:
         text = stored.decode() if isinstance(stored, bytes) else stored
-        segment, *raw = text.split(",")
+        segment, *values = text.split(",")
         if segment not in SEGMENTS:
             raise ValueError(f"a served prediction starts with one of {SEGMENTS}, got {text!r}")
-        if len(raw) != len(KINDS):
-            raise ValueError(f"a served prediction has one raw value per kind {KINDS}, got {text!r}")
-        return cls(segment == IN_NETWORK, tuple(float(r) for r in raw))
+        if len(values) not in (len(KINDS), len(KINDS) + 1):
+            raise ValueError(
+                f"a served prediction has one raw value per kind {KINDS}, then its author, got {text!r}"
+            )
+        raw, author = values[: len(KINDS)], values[len(KINDS) :]
+        return cls(segment == IN_NETWORK, tuple(float(r) for r in raw), int(author[0]) if author else None)
 
 
 def learn_outcome(calibrator: SegmentedCalibrator, served: ServedPrediction, done: Collection[str]) -> bool:

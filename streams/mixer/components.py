@@ -217,9 +217,9 @@ class Scorer(Component, ABC):
     def score(self, query: Query, candidates: Sequence[Candidate]) -> list[ScoreResult]:
         """Exactly one result per candidate, in the candidates' order."""
 
-    def reason(self, query: Query, predictions: Mapping[str, float]) -> str:
-        """Why the score is what it is, e.g. "predicted like 4%, reply 1%"; asked only for the
-        candidates that make the page (a request scores hundreds and shows tens)."""
+    def reason(self, query: Query, candidate: Candidate) -> str:
+        """Why the candidate's score is what it is, e.g. "predicted like 4%, reply 1%"; asked only
+        for the candidates that make the page (a request scores hundreds and shows tens)."""
         return ""
 
 

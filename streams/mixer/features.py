@@ -162,6 +162,9 @@ class CandidateFeatures(NamedTuple):
     # Served to the viewer before: PreviouslyServed drops it when paging, ServedBefore demotes it
     # on a fresh request.
     served_before: bool = False
+    # The viewer's learnt weight on the author's positive engagements (`streams.mixer.feedback`);
+    # 1 outside a learning bucket and for an author with no feedback yet.
+    feedback_lift: float = 1.0
 
     @classmethod
     def deleted_tweet(cls, tweet_id: int, author_id: int = 0) -> CandidateFeatures:

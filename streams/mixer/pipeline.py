@@ -226,7 +226,7 @@ class RankedPipeline:
             removed.update((t, Removal(s.name, why)) for t, why in selection.dropped.items())
             candidates = selection.selected
         scorer = self.config.scorer
-        items = [_page_item(c, scorer.reason(query, c.predictions)) for c in candidates[: query.limit]]
+        items = [_page_item(c, scorer.reason(query, c)) for c in candidates[: query.limit]]
         return Page(query.user_id, query.bucket, query.strategy, items, removed, failures)
 
     async def side_effects(self, query: Query, page: Page) -> None:

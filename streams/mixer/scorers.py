@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Final
 
+import numpy as np
+
 from streams.mixer.components import Candidate, Query, Scorer, ScoreResult
 from streams.mixer.scoring import (
     PredictionRow,
     ScoringModel,
     calibrated,
     raw_predictions_matrix,
-    weight_vector,
+    weighted_scores,
 )
 
 # How many kinds a reason names: the ones that add most to the score.
@@ -34,7 +36,8 @@ def prediction_reason(predictions: Mapping[str, float], weights: Mapping[str, fl
 
 class EngagementScorer(Scorer):
     """`score(predict(features), query.weights)`, the heavy ranker's weighted sum, for all
-    candidates of a request at once."""
+    candidates of a request at once; in a learning bucket each candidate's positive terms are
+    weighted by the viewer's feedback on its author (`weighted_scores`)."""
 
     def __init__(self, model: ScoringModel, name: str = "WeightedEngagement") -> None:
         super().__init__(name)
@@ -48,11 +51,14 @@ class EngagementScorer(Scorer):
         features = [c.features for c in candidates]
         raw = raw_predictions_matrix(features, self.model)
         p = calibrated(raw, [f.in_network for f in features], self.model)
-        scores = p @ weight_vector(kinds, query.weights)
+        lifts = np.array([f.feedback_lift for f in features])
+        scores = weighted_scores(p, kinds, query.weights, lifts)
         return [
             ScoreResult(s, PredictionRow(columns, p, i), PredictionRow(columns, raw, i))
             for i, s in enumerate(scores.tolist())
         ]
 
-    def reason(self, query: Query, predictions: Mapping[str, float]) -> str:
-        return prediction_reason(predictions, query.weights)
+    def reason(self, query: Query, candidate: Candidate) -> str:
+        reason = prediction_reason(candidate.predictions, query.weights)
+        lift = candidate.features.feedback_lift
+        return f"{reason}; your engagement with this author x{lift:.2f}" if lift != 1.0 else reason

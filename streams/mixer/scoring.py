@@ -192,6 +192,20 @@ def weight_vector(kinds: Sequence[str], weights: Mapping[str, float]) -> FloatAr
     return np.array([weights.get(kind, 0.0) for kind in kinds])
 
 
+def weighted_scores(
+    p: FloatArray, kinds: Sequence[str], weights: Mapping[str, float], lifts: FloatArray
+) -> FloatArray:
+    """Each row's `score`, with its positive kinds' terms times the row's lift: the viewer's learnt
+    weight on the candidate's author (`streams.mixer.feedback`). The probabilities stay as they
+    are (calibrated); the lift is a weight of the ranking, not a prediction."""
+    w = weight_vector(kinds, weights)
+    scores: FloatArray = p @ w
+    if np.any(lifts != 1.0):
+        positive = np.array([kind not in NEGATIVE_KINDS for kind in kinds])
+        scores += (lifts - 1.0) * (p[:, positive] @ w[positive])
+    return scores
+
+
 def score(p: Mapping[str, float], weights: Mapping[str, float]) -> float:
     """sum(w_k * p_k) over the weighted kinds; a weighted kind missing from `p` is an error."""
     return sum(w * p[kind] for kind, w in weights.items())

@@ -19,10 +19,12 @@ from streams.mixer.features import (
     stored_counts_many,
     tweet_age_ms,
 )
+from streams.mixer.feedback import Evidence, fade_factor, feedback_lift
 from streams.ranked_reader import RedisHydrator
 from streams.redis_keys import features_key, served_key, tweet_key
 from streams.serving_view import UserContext
 from streams.snowflake import snowflake_at
+from streams.viewer_feedback import queue_learning
 from tests.harness import with_redis
 
 NOW_MS = 1_790_000_000_000
@@ -120,5 +122,30 @@ def test_a_broken_string_fails_the_read_with_its_bytes(redis_url: str) -> None:
         await redis.set(features_key(HomeFeatures.TWEET, str(T1)), broken)
         with pytest.raises(ValueError, match="do not have the 9 fields"):
             await hydrator(redis).hydrate(QUERY, VIEWER_CONTEXT, [SourceItem(T1), SourceItem(T4)])
+
+    with_redis(redis_url, body)
+
+
+def test_a_learning_viewers_candidates_carry_the_feedback_lift_of_their_author(redis_url: str) -> None:
+    async def body(redis: Redis) -> None:
+        await store(redis)
+        pipe = redis.pipeline(transaction=True)
+        queue_learning(pipe, VIEWER, NOW_MS - HOUR_MS, {FOLLOWED: Evidence(3.0, 1.0)})
+        await pipe.execute()
+        items = [SourceItem(t) for t in (T5, T4, T1)]
+        learning = RedisHydrator(redis, UserContext({FOLLOWED}, set(), set(), None), feedback=True)
+        hydrated = await learning.hydrate(QUERY, VIEWER_CONTEXT, items)
+        viewer = Evidence(3.0, 1.0).faded(fade_factor(HOUR_MS))
+        lift = feedback_lift(viewer, viewer)  # the viewer's only author so far
+        assert [f.feedback_lift for f in hydrated] == pytest.approx([1.0, lift, lift])
+        assert lift != 1.0
+        assert list(hydrated) == [
+            expected(T5, OTHER),
+            expected(T4, FOLLOWED)._replace(feedback_lift=hydrated[1].feedback_lift),
+            expected(T1, FOLLOWED)._replace(feedback_lift=hydrated[2].feedback_lift),
+        ]
+        # outside a learning bucket the same state is not read
+        plain = await hydrator(redis).hydrate(QUERY, VIEWER_CONTEXT, items)
+        assert [f.feedback_lift for f in plain] == [1.0, 1.0, 1.0]
 
     with_redis(redis_url, body)

@@ -1,6 +1,6 @@
 """`mode=ranked` end to end: events through Kafka, features into Redis, a ranked page through HTTP
 with scores and reasons, the bandit credited when the viewer engages with what it served, and the
-calibration fitted on served items' outcomes."""
+calibration and the viewer-feedback learner fitted on served items' outcomes."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
+from streams.mixer.adaptation import bucket_of
 from streams.mixer.calibration import SegmentedCalibrator, ServedPrediction, learn_outcome
 from streams.mixer.features import KINDS
+from streams.mixer.feedback import Evidence, feedback_lift, served_evidence
 from tests.harness import Cluster
 from tests.integration.test_timelines import activity, get_timeline, graph, now_ms, seq, tweet
 
@@ -88,7 +90,8 @@ def test_ranked_page_scores_explains_and_learns(empty_broker: str, cluster: Clus
 
 def test_served_outcomes_calibrate_the_next_ranked_page(empty_broker: str, cluster: Cluster) -> None:
     worker = cluster.start_worker(HOMEMIXER_CALIBRATION_LABEL_S="8")
-    reader, friend, bystander, quiet = 1, 2, 3, 4
+    reader, friend, bystander, quiet = 2, 5, 3, 4
+    assert (bucket_of(reader), bucket_of(bystander)) == ("adaptive", "control")
     cluster.produce(
         [
             activity(reader),
@@ -137,6 +140,19 @@ def test_served_outcomes_calibrate_the_next_ranked_page(empty_broker: str, clust
         kind_labels = {"segment": "in_network", "kind": kind}
         assert worker.metric("homemixer_calibration_a", **kind_labels) == pytest.approx(fit[kind].a, rel=1e-5)
         assert worker.metric("homemixer_calibration_b", **kind_labels) == pytest.approx(fit[kind].b, rel=1e-5)
+
+    # The reader is in the learning bucket: the same outcomes taught the viewer-feedback learner,
+    # and the reader's next page weighs the friend's tweets by it; the bystander's never does.
+    seen = Evidence()
+    for t in ids:
+        raw = [page[t]["predictions"][k] for k in KINDS]
+        seen += served_evidence(raw, {"like"} if t in liked else set())
+    lift = feedback_lift(seen, seen)  # the friend is every author the reader has seen
+    next_page = ranked(reader)
+    reasons = [next_page[t]["reason"] for t in ids]
+    shown = [float(r.rsplit("your engagement with this author x", 1)[1]) for r in reasons]
+    assert shown == pytest.approx([lift] * len(ids), abs=0.006)
+    assert "your engagement" not in ranked(bystander)[untouched[2]["tweet_id"]]["reason"]
 
     # Half of what was seen was liked, far above the ~3% predicted: the fit raises every like
     # prediction, here on a tweet whose own features did not change.

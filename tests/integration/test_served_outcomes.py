@@ -40,7 +40,7 @@ async def serve(redis: Redis, user: int, items: list[PageItem], at_ms: int = SER
 
 
 def served_as(i: PageItem) -> ServedPrediction:
-    return ServedPrediction(i.in_network, tuple(i.raw_predictions[k] for k in KINDS))
+    return ServedPrediction(i.in_network, tuple(i.raw_predictions[k] for k in KINDS), i.author_id)
 
 
 def test_matured_outcomes_are_learnt_once_and_forgotten(redis_url: str) -> None:

@@ -104,3 +104,8 @@ def test_a_served_prediction_round_trips_and_rejects_what_it_did_not_write() -> 
         ServedPrediction.unpack(b"sideways,0.1")
     with pytest.raises(ValueError, match="one raw value per kind"):
         ServedPrediction.unpack(b"in_network,0.1,0.2")
+    # With its author (for the viewer-feedback learner); records written before it have none.
+    authored = served._replace(author_id=7)
+    assert authored.pack() == served.pack() + ",7"
+    assert ServedPrediction.unpack(authored.pack()) == authored
+    assert ServedPrediction.unpack(served.pack()).author_id is None
