@@ -34,9 +34,10 @@ from typing import Final, NamedTuple
 from streams.decay import exponential
 from streams.mixer.features import KINDS, POSITIVE_KINDS
 
-# A viewer's interests can move within hours; a 12h half-life forgets the old ones in about a
-# day while a few visits' worth of evidence still carries (bench/RESULTS.md, the simulator).
-FEEDBACK_HALF_LIFE_MS: Final = 12 * 3_600_000
+# A viewer's interests can move within hours. In the simulator 6h followed an interest rotation
+# best (adaptive / static after it: 4h 1.023x, 6h 1.034x, 12h 1.015x; bench/RESULTS.md): shorter
+# keeps too little evidence, longer remembers the old interests for too long.
+FEEDBACK_HALF_LIFE_MS: Final = 6 * 3_600_000
 # One expected engagement: ~10-20 seen tweets of an author before its own ratio weighs as much as
 # the viewer's.
 FEEDBACK_PSEUDO: Final = 1.0
