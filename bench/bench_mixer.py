@@ -15,12 +15,12 @@ processes (2.5-3.5 minutes on 2 cores). Three parts, each printed next to its ba
    a page is recorded, one "engaged" per served tweet that gets a positive engagement; the arms'
    counts fade with `BANDIT_HALF_LIFE_MS` at each round's end), and each candidate weighted by its
    viewer's feedback on its author (`streams.mixer.feedback`, learnt at each round's end from the
-   round's seen ranked items, as the server's fitter does once their label window has passed)). Each arm keeps its own engagement
-   counts (its own world), for exactly the entities the real hydrator reads (tweet, author, viewer,
-   viewer x author): each kind's count and the impressions, as stored hashes (`ts` plus values)
-   decayed with the 24h half-life on update as the aggregator does, and read at request time
-   through `streams.mixer.features.entity_counts`. The ranked arms call the pipeline as the
-   server does for a first page (`max_id` None). Scenarios:
+   round's seen ranked items, as the server's fitter does once their label window has passed)).
+   Each arm keeps its own engagement counts (its own world), for exactly the entities the real
+   hydrator reads (tweet, author, viewer, viewer x author): each kind's count and the impressions,
+   as stored hashes (`ts` plus values) decayed with the 24h half-life on update as the aggregator
+   does, and read at request time through `streams.mixer.features.entity_counts`. The ranked arms
+   call the pipeline as the server does for a first page (`max_id` None). Scenarios:
    - `stable`: nothing changes;
    - `interests-rotate`: half-way, every user's topic interests move to the next topic (the
      accounts they follow stay);
