@@ -648,7 +648,7 @@ def read_page(
             served_as = ServedPrediction(item.in_network, tuple(raw[k] for k in KINDS))
             state.outcomes.append((served_as, {IMPRESSION, *happened}))
             if state.learns:
-                outcome = served_evidence(served_as.raw, happened)
+                outcome = served_evidence([item.predictions[k] for k in KINDS], happened)
                 state.feedback_round.append((user.id, t.author, outcome))
 
 

@@ -172,12 +172,16 @@ def _pairs(flat: Sequence[Any]) -> Iterator[tuple[Any, Any]]:
 
 
 class RedisHydrator:
-    """`feedback`: the request's bucket learns, so candidates carry the viewer's feedback lifts."""
+    """`feedback`: the request's bucket learns, so candidates carry the viewer's feedback lifts;
+    `frozen`: learning is frozen, the lifts are read as learnt, not faded."""
 
-    def __init__(self, redis: Redis, context: UserContext, feedback: bool = False) -> None:
+    def __init__(
+        self, redis: Redis, context: UserContext, feedback: bool = False, frozen: bool = False
+    ) -> None:
         self._redis = redis
         self._context = context
         self._feedback = feedback
+        self._frozen = frozen
 
     async def hydrate_viewer(self, query: Query) -> ViewerContext:
         not_interested = await self._redis.smembers(not_interested_key(query.user_id))
@@ -216,7 +220,7 @@ class RedisHydrator:
         retweet_of = {i: int(t) for i, t in _pairs(retweet_pairs)}
         boosts = dict(zip(signal_pairs[::2], decayed_boosts(signal_pairs[1::2], now), strict=True))
         served_before = set(served)
-        lifts = decode_lifts(feedback, [int(a) for a in author_ids], now)
+        lifts = decode_lifts(feedback, [int(a) for a in author_ids], None if self._frozen else now)
         hydrated = []
         for i, (item, author_id, tweet_counts) in enumerate(
             zip(items, author_of, counts[1 + 2 * n :], strict=True)
@@ -299,7 +303,9 @@ class RankedReader:
             timeline=candidates.timeline,
             celebrities=candidates.celebrities,
             trending=candidates.trending,
-            hydrator=RedisHydrator(self._redis, context, feedback=bucket in adaptation.learning),
+            hydrator=RedisHydrator(
+                self._redis, context, feedback=bucket in adaptation.learning, frozen=self._frozen
+            ),
             recorder=RedisServedRecorder(self._redis, self._label_window_ms),
             model=ScoringModel(calibration=calibration),
         )

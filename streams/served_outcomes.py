@@ -178,6 +178,8 @@ async def _fit_round(redis: Redis, cutoff_ms: int, now_ms: int, learn: bool) -> 
         if not taken:
             return FitRound()
         calibrator = await load_calibrator(pipe)  # watching: the pipeline runs it at once
+        # What the items' predictions were, near enough: the fit as it stands, not as it is learnt.
+        fit = calibrator.params()
         learnt = not_learnt = lost = 0
         # user -> author -> the seen items' evidence, for a user in a learning bucket
         feedback: dict[int, dict[int, Evidence]] = defaultdict(dict)
@@ -197,7 +199,7 @@ async def _fit_round(redis: Redis, cutoff_ms: int, now_ms: int, learn: bool) -> 
                 if served.author_id is not None and LEARNING.learns(int(user)):
                     seen = feedback[int(user)]
                     seen[served.author_id] = seen.get(served.author_id, Evidence()) + served_evidence(
-                        served.raw, done
+                        served.calibrated(fit), done
                     )
             else:
                 not_learnt += 1

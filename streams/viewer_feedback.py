@@ -4,7 +4,9 @@ One hash per viewer, `hm:fb:<user>`: `<author>.e` and `<author>.x` (engaged and 
 served tweets of that author), `viewer.e` and `viewer.x` (the same over every author), and `ts`,
 the time they are faded to. The calibration fitter learns into it (`queue_learning`, inside its
 MULTI: a crash or a racing fitter learns each served item exactly once, with the calibration);
-the ranked hydration reads the fields of a request's authors (`lift_fields`, `decode_lifts`).
+the ranked hydration reads the fields of a request's authors (`lift_fields`, `decode_lifts`;
+the hydration script builds the same names itself, and tests/integration/test_hydration.py reads
+through it).
 """
 
 from __future__ import annotations
@@ -78,12 +80,14 @@ def lift_fields(authors: Sequence[str | int]) -> list[str]:
     return [TS, *_fields(VIEWER), *(f for a in authors for f in _fields(a))]
 
 
-def decode_lifts(values: Sequence[bytes | None], authors: Sequence[int], now_ms: int) -> dict[int, float]:
-    """The authors' lifts from the values of `lift_fields(authors)`; authors with no feedback are
-    left out (their lift is 1)."""
+def decode_lifts(
+    values: Sequence[bytes | None], authors: Sequence[int], now_ms: int | None
+) -> dict[int, float]:
+    """The authors' lifts from the values of `lift_fields(authors)`, the sums faded to `now_ms`
+    (None: not faded, learning is frozen); authors with no feedback are left out (their lift is 1)."""
     if not values or values[0] is None:
         return {}
-    factor = fade_factor(now_ms - float(values[0]))
+    factor = 1.0 if now_ms is None else fade_factor(now_ms - float(values[0]))
 
     def evidence(engaged: bytes | None, expected: bytes | None) -> Evidence:
         return Evidence(float(engaged or 0.0), float(expected or 0.0)).faded(factor)

@@ -20,7 +20,7 @@ import time
 
 from redis.asyncio import Redis
 
-from streams.app import redis_client
+from streams.app import redis_client, settings
 from streams.batch_transport import RecordBatch
 from streams.mixer.adaptation import Adaptation
 from streams.mixer.components import Candidate, Query, SourceItem, ViewerContext
@@ -105,7 +105,9 @@ async def score_viewer(
     query = Query(user, len(tweet_ids), None, change.ts, bucket, strategy, adaptation.strategies[strategy])
     context = await reads.user_context(user)
     viewer = ViewerContext(following=frozenset(context.following))
-    hydrator = RedisHydrator(redis, context, feedback=bucket in adaptation.learning)
+    hydrator = RedisHydrator(
+        redis, context, feedback=bucket in adaptation.learning, frozen=settings.freeze_learning
+    )
     features = await hydrator.hydrate(query, viewer, [SourceItem(t) for t in tweet_ids])
     # The source only labels a page item; the scorer reads the features.
     candidates = [Candidate(f.tweet_id, f.author_id, "push", f) for f in features if not f.deleted]

@@ -3,7 +3,9 @@
 The scoring model reads counts that change as fast as their 24h half-life lets them. When a
 viewer's interests move, it keeps predicting the old ones for a day. This learner watches the
 model's own mistakes instead: for every served tweet the viewer saw, the model expected
-`expected_engaged(raw)` (the chance of any positive engagement) and the viewer engaged or not.
+`expected_engaged(p)` (the chance of any positive engagement, from the calibrated predictions p:
+what calibration already corrects, such as out-of-network candidates' raw over-prediction, is not
+counted again) and the viewer engaged or not.
 Per (viewer, author) it keeps both sums, faded with `FEEDBACK_HALF_LIFE_MS`, and per viewer the
 same sums over every author. An author whose tweets the viewer engages with more than the model
 expects gets a weight above 1 on the positive kinds' terms of the score; less, below 1:
@@ -19,8 +21,9 @@ the model's ordering.
 
 The lift weighs the ranking, not the predictions: the probabilities a page shows stay calibrated
 (`streams.mixer.scoring.weighted_scores`). Only learning buckets (`Adaptation.learning`) learn
-and use it; with learning frozen the sums stay as they are and are still used, as a frozen
-bandit keeps serving its best arm.
+and use it; with learning frozen nothing more is learnt and the sums are read as they are, not
+faded (as a frozen bandit keeps serving its best arm), until the viewer's hash expires
+(`streams.viewer_feedback.KEEP_MS` after its last learning).
 
 Pure: the Redis side (`streams.viewer_feedback`) stores and fades the sums, the hydrator sets
 each candidate's `feedback_lift`, and the scorer applies it.
@@ -62,18 +65,19 @@ class Evidence(NamedTuple):
         return Evidence(self.engaged + other.engaged, self.expected + other.expected)
 
 
-def expected_engaged(raw: Sequence[float]) -> float:
-    """The chance of at least one positive engagement, from one item's raw predictions in `KINDS`
+def expected_engaged(p: Sequence[float]) -> float:
+    """The chance of at least one positive engagement, from one item's predictions in `KINDS`
     order, taking the kinds as independent."""
     none = 1.0
     for i in _POSITIVE:
-        none *= 1.0 - raw[i]
+        none *= 1.0 - p[i]
     return 1.0 - none
 
 
-def served_evidence(raw: Sequence[float], done: Collection[str]) -> Evidence:
-    """One seen served item's evidence: engaged if the viewer did any positive kind to it."""
-    return Evidence(1.0 if any(kind in done for kind in POSITIVE_KINDS) else 0.0, expected_engaged(raw))
+def served_evidence(p: Sequence[float], done: Collection[str]) -> Evidence:
+    """One seen served item's evidence, from its calibrated predictions `p` and the kinds the
+    viewer did to it: engaged if any positive kind."""
+    return Evidence(1.0 if any(kind in done for kind in POSITIVE_KINDS) else 0.0, expected_engaged(p))
 
 
 def feedback_lift(author: Evidence, viewer: Evidence, pseudo: float = FEEDBACK_PSEUDO) -> float:

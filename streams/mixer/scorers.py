@@ -61,4 +61,5 @@ class EngagementScorer(Scorer):
     def reason(self, query: Query, candidate: Candidate) -> str:
         reason = prediction_reason(candidate.predictions, query.weights)
         lift = candidate.features.feedback_lift
-        return f"{reason}; your engagement with this author x{lift:.2f}" if lift != 1.0 else reason
+        shown = f"{lift:.2f}"
+        return f"{reason}; your engagement with this author x{shown}" if shown != "1.00" else reason

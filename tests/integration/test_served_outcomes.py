@@ -10,10 +10,12 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
+from streams.mixer.adaptation import bucket_of
 from streams.mixer.calibration import SegmentedCalibrator, ServedPrediction, learn_outcome
 from streams.mixer.components import PageItem
 from streams.mixer.features import KINDS
-from streams.redis_keys import CALIBRATION_PENDING, calibration_served_key
+from streams.mixer.feedback import expected_engaged
+from streams.redis_keys import CALIBRATION_PENDING, calibration_served_key, feedback_key
 from streams.served_outcomes import (
     FitRound,
     fit_calibration,
@@ -171,11 +173,14 @@ class ExecAfter:
 
 
 def test_a_fitter_overtaken_by_another_commits_nothing(redis_url: str) -> None:
+    user = 2  # in the learning bucket: the viewer-feedback learner commits with the fit, or not
+    assert bucket_of(user) == "adaptive"
+
     async def body(redis: Redis) -> None:
         early, late = item(101, True, 0.05), item(102, True, 0.2)
-        await serve(redis, 1, [early])
-        await serve(redis, 1, [late], at_ms=SERVED_MS + WINDOW_MS // 2)
-        await mark_outcomes(redis, [(1, 101, "impression"), (1, 102, "like")])
+        await serve(redis, user, [early])
+        await serve(redis, user, [late], at_ms=SERVED_MS + WINDOW_MS // 2)
+        await mark_outcomes(redis, [(user, 101, "impression"), (user, 102, "like")])
         other: list[FitRound] = []
 
         async def other_fitter() -> None:
@@ -190,6 +195,10 @@ def test_a_fitter_overtaken_by_another_commits_nothing(redis_url: str) -> None:
         learn_outcome(reference, served_as(early), {"impression"})
         learn_outcome(reference, served_as(late), {"like"})
         assert (await load_calibrator(redis)).to_dict() == pytest.approx(reference.to_dict())
-        assert await redis.exists(calibration_served_key(1), CALIBRATION_PENDING) == 0
+        assert await redis.exists(calibration_served_key(user), CALIBRATION_PENDING) == 0
+        # each item taught the viewer's feedback once, by the fitter that committed
+        feedback = {k.decode(): float(v) for k, v in (await redis.hgetall(feedback_key(user))).items()}
+        x = sum(expected_engaged(served_as(i).raw) for i in (early, late))
+        assert (feedback["7.e"], feedback["7.x"]) == pytest.approx((1.0, x))
 
     with_redis(redis_url, body)

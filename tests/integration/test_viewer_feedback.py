@@ -4,14 +4,18 @@ back as the lifts the pure math gives."""
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT
 
 from streams.mixer.adaptation import bucket_of
+from streams.mixer.calibration import SegmentedCalibrator, ServedPrediction, learn_outcome
 from streams.mixer.components import PageItem
 from streams.mixer.features import KINDS
 from streams.mixer.feedback import FEEDBACK_HALF_LIFE_MS, Evidence, expected_engaged, feedback_lift
-from streams.redis_keys import feedback_key
+from streams.redis_keys import CALIBRATION, feedback_key
 from streams.served_outcomes import FitRound, fit_calibration, mark_outcomes, record_served_predictions
 from streams.viewer_feedback import KEEP_MS, decode_lifts, lift_fields, queue_learning
 from tests.harness import with_redis
@@ -79,6 +83,15 @@ def test_lifts_read_back_as_the_math_gives_them(redis_url: str) -> None:
             {7: feedback_lift(Evidence(1.5, 0.5), viewer), 8: feedback_lift(Evidence(0.0, 1.0), viewer)}
         )
         assert lifts[7] > 1.0 > lifts[8]  # and 9, never seen, is left at 1
+        # learning frozen: read as learnt, not faded
+        frozen = decode_lifts(values, [7, 8, 9], now_ms=None)
+        assert frozen == pytest.approx(
+            {
+                7: feedback_lift(Evidence(3.0, 1.0), Evidence(3.0, 3.0)),
+                8: feedback_lift(Evidence(0.0, 2.0), Evidence(3.0, 3.0)),
+            }
+        )
+        assert frozen != pytest.approx(lifts)
         assert decode_lifts(await redis.hmget(feedback_key(99), lift_fields([7])), [7], HALF) == {}
 
     with_redis(redis_url, body)
@@ -118,6 +131,26 @@ def test_the_fitter_learns_seen_items_of_learning_users_once(redis_url: str) -> 
         before = await stored(redis, LEARNER)
         assert await fit_calibration(redis, fit_at, WINDOW_MS) == FitRound()  # learnt once
         assert await stored(redis, LEARNER) == before
+
+    with_redis(redis_url, body)
+
+
+def test_expectations_are_the_current_fits_calibrated_predictions(redis_url: str) -> None:
+    async def body(redis: Redis) -> None:
+        fitted = SegmentedCalibrator()
+        for _ in range(50):  # in-network likes far above what was predicted: a fit that raises them
+            learn_outcome(fitted, ServedPrediction(True, (0.02,) * len(KINDS)), {"like", "click"})
+        await redis.hset(CALIBRATION, mapping=cast(dict[FieldT, EncodableT], fitted.to_dict()))
+        served = item(101, 7, 0.05)
+        pipe = redis.pipeline(transaction=False)
+        record_served_predictions(pipe, LEARNER, SERVED_MS, [served], WINDOW_MS)
+        await pipe.execute()
+        await mark_outcomes(redis, [(LEARNER, 101, "impression")])
+        assert await fit_calibration(redis, SERVED_MS + WINDOW_MS, WINDOW_MS) == FitRound(learnt=1)
+        raw = [served.raw_predictions[k] for k in KINDS]
+        calibrated = ServedPrediction(True, tuple(raw)).calibrated(fitted.params())
+        assert calibrated[0] > raw[0] * 1.2  # not vacuous: the fit moves the like prediction
+        assert (await stored(redis, LEARNER))["7.x"] == pytest.approx(expected_engaged(calibrated))
 
     with_redis(redis_url, body)
 

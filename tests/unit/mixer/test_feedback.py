@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from streams.mixer.calibration import Platt
 from streams.mixer.components import Candidate, Query
 from streams.mixer.features import KINDS, CandidateFeatures, EntityCounts
 from streams.mixer.feedback import (
@@ -17,7 +18,7 @@ from streams.mixer.feedback import (
     served_evidence,
 )
 from streams.mixer.scorers import EngagementScorer
-from streams.mixer.scoring import TWITTER_WEIGHTS, ScoringModel, predict, score
+from streams.mixer.scoring import TWITTER_WEIGHTS, ScoringModel, predict, raw_prediction, score
 
 RAW = (0.04, 0.01, 0.005, 0.05, 0.02, 0.003, 0.0002)  # in KINDS order
 
@@ -72,15 +73,17 @@ def features(tweet_id: int, lift: float) -> CandidateFeatures:
 
 
 def test_the_lift_weighs_the_positive_terms_of_the_score_and_leaves_the_predictions_calibrated() -> None:
-    model = ScoringModel()
+    fit = {"in_network": {"like": Platt(1.2, 0.8), "click": Platt(0.9, -0.3)}}
+    model = ScoringModel(calibration=fit)
     scorer = EngagementScorer(model)
     query = Query(1, 10, None, 0, "adaptive", "twitter", TWITTER_WEIGHTS)
     lifts = (1.0, 2.5, 0.4)
     candidates = [Candidate(t, 7, "push", features(t, lift)) for t, lift in enumerate(lifts)]
     results = scorer.score(query, candidates)
     for c, r, lift in zip(candidates, results, lifts, strict=True):
-        p = predict(c.features, model)  # the same for every lift: it does not touch the features' counts
+        p = predict(c.features, model)  # calibrated; the same for every lift
         assert dict(r.predictions) == pytest.approx(p)
+        assert p["like"] != pytest.approx(raw_prediction(c.features, "like", model))
         positive = sum(w * p[k] for k, w in TWITTER_WEIGHTS.items() if w > 0)
         negative = sum(w * p[k] for k, w in TWITTER_WEIGHTS.items() if w < 0)
         assert r.score == pytest.approx(lift * positive + negative)
@@ -91,3 +94,6 @@ def test_the_lift_weighs_the_positive_terms_of_the_score_and_leaves_the_predicti
     assert scorer.reason(query, candidates[0]).startswith("predicted ")
     assert "your engagement with this author" not in scorer.reason(query, candidates[0])
     assert scorer.reason(query, candidates[1]).endswith("; your engagement with this author x2.50")
+    # a lift that shows as x1.00 is not shown
+    candidates[2].features = candidates[2].features._replace(feedback_lift=0.997)
+    assert "your engagement" not in scorer.reason(query, candidates[2])
