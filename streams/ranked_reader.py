@@ -154,12 +154,7 @@ for i, v in ipairs(redis.call('ZMSCORE', ARGV[7], unpack(ids))) do
 end
 local feedback = {}
 if ARGV[9] ~= '' then
-  local fields = {'ts', 'viewer.e', 'viewer.x'}
-  for _, a in ipairs(authors) do
-    fields[#fields + 1] = a .. '.e'
-    fields[#fields + 1] = a .. '.x'
-  end
-  feedback = redis.call('HMGET', ARGV[9], unpack(fields))
+  feedback = redis.call('HMGET', ARGV[9], 'viewer', unpack(authors))
 end
 return {authors, author_of, retweets, table.concat(rows), odd, signals, served, feedback}
 """

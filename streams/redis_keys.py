@@ -25,7 +25,7 @@ are rebuilt on read.
 | `hm:cal:{user}` | hash | tweet -> raw predictions as served; `{tweet}:{kind}`: done (reads, aggregator) |
 | `hm:cal:pending` | zset, score = ms | `{user}:{tweet}` served, awaiting an outcome (read path; fitter) |
 | `hm:calibration` | hash | the scorer's Platt fit per segment and kind (fitter) |
-| `hm:fb:{user}` | hash | viewer feedback: `{author}.e`/`.x` engaged/expected, `viewer.*`, `ts` (fitter) |
+| `hm:fb:{user}` | hash | viewer feedback: `{author}`, `viewer` -> "engaged expected ts" (fitter) |
 """
 
 from __future__ import annotations

@@ -30,8 +30,10 @@ def test_the_users_are_in_the_buckets_the_tests_say() -> None:
     assert (bucket_of(LEARNER), bucket_of(CONTROL_USER)) == ("adaptive", "control")
 
 
-async def stored(redis: Redis, user: int) -> dict[str, float]:
-    return {k.decode(): float(v) for k, v in (await redis.hgetall(feedback_key(user))).items()}
+async def stored(redis: Redis, user: int) -> dict[str, tuple[float, ...]]:
+    """Field -> (engaged, expected, ts)."""
+    raw = await redis.hgetall(feedback_key(user))
+    return {k.decode(): tuple(float(x) for x in v.split()) for k, v in raw.items()}
 
 
 async def learn(redis: Redis, user: int, at_ms: int, seen: dict[int, Evidence]) -> None:
@@ -40,34 +42,34 @@ async def learn(redis: Redis, user: int, at_ms: int, seen: dict[int, Evidence]) 
     await pipe.execute()
 
 
-def test_sums_fade_to_the_newest_learning_and_negligible_ones_are_dropped(redis_url: str) -> None:
+def test_each_sum_fades_to_its_own_latest_learning_and_faded_ones_are_swept(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     async def body(redis: Redis) -> None:
-        await learn(redis, LEARNER, 0, {7: Evidence(1.0, 0.5), 8: Evidence(0.0, 0.002)})
-        assert await stored(redis, LEARNER) == pytest.approx(
-            {"7.e": 1.0, "7.x": 0.5, "8.x": 0.002, "viewer.e": 1.0, "viewer.x": 0.502, "ts": 0.0}
-        )  # 8.e is 0: below NEGLIGIBLE, not stored
+        await learn(redis, LEARNER, 0, {7: Evidence(1.0, 0.5), 8: Evidence(0.0, 0.0018)})
+        assert await stored(redis, LEARNER) == {
+            "7": (1.0, 0.5, 0.0),
+            "8": (0.0, 0.0018, 0.0),
+            "viewer": pytest.approx((1.0, 0.5018, 0.0)),
+        }
         await learn(redis, LEARNER, HALF, {7: Evidence(0.0, 0.25), 9: Evidence(2.0, 1.0)})
-        # a half-life later: halved, then added; 8.x halves to 0.001 and stays, just
-        assert await stored(redis, LEARNER) == pytest.approx(
-            {
-                "7.e": 0.5,
-                "7.x": 0.5,
-                "8.x": 0.001,
-                "9.e": 2.0,
-                "9.x": 1.0,
-                "viewer.e": 2.5,
-                "viewer.x": 1.501,
-                "ts": float(HALF),
-            }
-        )
-        # an increment from a clock behind the stored one is added unfaded, and ts does not go back
+        # a half-life later: what is learnt into is halved first; 8, not learnt into, is left as
+        # it was, with its own ts
+        assert await stored(redis, LEARNER) == {
+            "7": pytest.approx((0.5, 0.5, HALF)),
+            "8": (0.0, 0.0018, 0.0),
+            "9": (2.0, 1.0, HALF),
+            "viewer": pytest.approx((2.5, 1.5009, HALF)),  # 0.5018 / 2 + 0.25 + 1
+        }
+        # an increment from a clock behind a field's is added unfaded, and its ts does not go back
         await learn(redis, LEARNER, HALF // 2, {9: Evidence(1.0, 0.0)})
-        after = await stored(redis, LEARNER)
-        assert after["9.e"] == pytest.approx(3.0) and after["ts"] == HALF
+        assert (await stored(redis, LEARNER))["9"] == (3.0, 1.0, HALF)
         await learn(redis, LEARNER, 3 * HALF, {})  # nothing to learn: nothing written
-        assert (await stored(redis, LEARNER))["ts"] == HALF
+        assert (await stored(redis, LEARNER))["viewer"][2] == HALF
+        # over SWEEP_ABOVE fields a learning drops the sums faded below NEGLIGIBLE: 8 is at 0.00045
+        monkeypatch.setattr("streams.viewer_feedback.SWEEP_ABOVE", 3)
         await learn(redis, LEARNER, 2 * HALF, {9: Evidence(0.0, 0.0)})
-        assert "8.x" not in await stored(redis, LEARNER)  # 0.0005 now: dropped
+        assert set(await stored(redis, LEARNER)) == {"7", "9", "viewer"}
         assert await redis.pttl(feedback_key(LEARNER)) == pytest.approx(KEEP_MS, abs=5_000)
 
     with_redis(redis_url, body)
@@ -76,19 +78,23 @@ def test_sums_fade_to_the_newest_learning_and_negligible_ones_are_dropped(redis_
 def test_lifts_read_back_as_the_math_gives_them(redis_url: str) -> None:
     async def body(redis: Redis) -> None:
         await learn(redis, LEARNER, 0, {7: Evidence(3.0, 1.0), 8: Evidence(0.0, 2.0)})
+        await learn(redis, LEARNER, HALF, {8: Evidence(0.0, 0.0)})  # 8 and the viewer as of HALF
         values = await redis.hmget(feedback_key(LEARNER), lift_fields([7, 8, 9]))
-        lifts = decode_lifts(values, [7, 8, 9], now_ms=HALF)
-        viewer = Evidence(3.0, 3.0).faded(0.5)
+        lifts = decode_lifts(values, [7, 8, 9], now_ms=2 * HALF)
+        viewer = Evidence(3.0, 3.0).faded(0.25)
         assert lifts == pytest.approx(
-            {7: feedback_lift(Evidence(1.5, 0.5), viewer), 8: feedback_lift(Evidence(0.0, 1.0), viewer)}
+            {
+                7: feedback_lift(Evidence(3.0, 1.0).faded(0.25), viewer),
+                8: feedback_lift(Evidence(0.0, 2.0).faded(0.25), viewer),
+            }
         )
         assert lifts[7] > 1.0 > lifts[8]  # and 9, never seen, is left at 1
-        # learning frozen: read as learnt, not faded
+        # learning frozen: read as stored, not faded
         frozen = decode_lifts(values, [7, 8, 9], now_ms=None)
         assert frozen == pytest.approx(
             {
-                7: feedback_lift(Evidence(3.0, 1.0), Evidence(3.0, 3.0)),
-                8: feedback_lift(Evidence(0.0, 2.0), Evidence(3.0, 3.0)),
+                7: feedback_lift(Evidence(3.0, 1.0), viewer.faded(2.0)),
+                8: feedback_lift(Evidence(0.0, 1.0), viewer.faded(2.0)),
             }
         )
         assert frozen != pytest.approx(lifts)
@@ -117,16 +123,11 @@ def test_the_fitter_learns_seen_items_of_learning_users_once(redis_url: str) -> 
         fit_at = SERVED_MS + WINDOW_MS
         assert await fit_calibration(redis, fit_at, WINDOW_MS) == FitRound(learnt=6, not_learnt=2)
         x = {i.tweet_id: expected_engaged([i.raw_predictions[k] for k in KINDS]) for i in page}
-        assert await stored(redis, LEARNER) == pytest.approx(
-            {
-                "7.e": 1.0,
-                "7.x": x[101] + x[102],
-                "8.x": x[103],
-                "viewer.e": 1.0,
-                "viewer.x": x[101] + x[102] + x[103],
-                "ts": float(fit_at),
-            }
-        )
+        assert await stored(redis, LEARNER) == {
+            "7": pytest.approx((1.0, x[101] + x[102], fit_at)),
+            "8": pytest.approx((0.0, x[103], fit_at)),
+            "viewer": pytest.approx((1.0, x[101] + x[102] + x[103], fit_at)),
+        }
         assert await redis.exists(feedback_key(CONTROL_USER)) == 0  # control never learns
         before = await stored(redis, LEARNER)
         assert await fit_calibration(redis, fit_at, WINDOW_MS) == FitRound()  # learnt once
@@ -150,7 +151,7 @@ def test_expectations_are_the_current_fits_calibrated_predictions(redis_url: str
         raw = [served.raw_predictions[k] for k in KINDS]
         calibrated = ServedPrediction(True, tuple(raw)).calibrated(fitted.params())
         assert calibrated[0] > raw[0] * 1.2  # not vacuous: the fit moves the like prediction
-        assert (await stored(redis, LEARNER))["7.x"] == pytest.approx(expected_engaged(calibrated))
+        assert (await stored(redis, LEARNER))["7"][1] == pytest.approx(expected_engaged(calibrated))
 
     with_redis(redis_url, body)
 
