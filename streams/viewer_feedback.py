@@ -39,6 +39,8 @@ local key, now, half_life = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local function faded(stored, to)
   local e, x, ts = string.match(stored, '^(%S+) (%S+) (%S+)$')
   e, x, ts = tonumber(e), tonumber(x), tonumber(ts)
+  -- A value this script did not write starts over: an error here would stop the fitter for good.
+  if not (e and x and ts) then return 0, 0, to end
   if to > ts then
     local factor = math.exp(-(to - ts) * math.log(2) / half_life)
     return e * factor, x * factor, to
@@ -89,11 +91,15 @@ def lift_fields(authors: Sequence[str | int]) -> list[str]:
     return [VIEWER, *map(str, authors)]
 
 
-def stored_evidence(stored: bytes, now_ms: int | None) -> Evidence:
-    """One field's sums faded to `now_ms` (None: as stored)."""
-    engaged, expected, ts = stored.split()
-    evidence = Evidence(float(engaged), float(expected))
-    return evidence if now_ms is None else evidence.faded(fade_factor(now_ms - float(ts)))
+def stored_evidence(stored: bytes, now_ms: int | None) -> Evidence | None:
+    """One field's sums faded to `now_ms` (None: as stored); None for a value `LEARN` did not
+    write (learning overwrites it)."""
+    try:
+        engaged, expected, ts = map(float, stored.split())
+    except ValueError:
+        return None
+    evidence = Evidence(engaged, expected)
+    return evidence if now_ms is None else evidence.faded(fade_factor(now_ms - ts))
 
 
 def decode_lifts(
@@ -101,13 +107,14 @@ def decode_lifts(
 ) -> dict[int, float]:
     """The authors' lifts from the values of `lift_fields(authors)`, the sums faded to `now_ms`
     (None: not faded, learning is frozen); authors with no feedback are left out (their lift is 1)."""
-    if not values or values[0] is None:
+    viewer = stored_evidence(values[0], now_ms) if values and values[0] is not None else None
+    if viewer is None:
         return {}
-    viewer = stored_evidence(values[0], now_ms)
     lifts = {}
     for author, stored in zip(authors, values[1:], strict=True):
-        if stored is not None:
-            lift = feedback_lift(stored_evidence(stored, now_ms), viewer)
+        evidence = stored_evidence(stored, now_ms) if stored is not None else None
+        if evidence is not None:
+            lift = feedback_lift(evidence, viewer)
             if math.isfinite(lift):
                 lifts[author] = lift
     return lifts

@@ -75,6 +75,20 @@ def test_each_sum_fades_to_its_own_latest_learning_and_faded_ones_are_swept(
     with_redis(redis_url, body)
 
 
+def test_a_value_the_learner_did_not_write_is_ignored_then_overwritten(redis_url: str) -> None:
+    async def body(redis: Redis) -> None:
+        await redis.hset(feedback_key(LEARNER), mapping={"7": "garbage", "viewer": "1 2 0"})
+        values = await redis.hmget(feedback_key(LEARNER), lift_fields([7]))
+        assert decode_lifts(values, [7], now_ms=0) == {}
+        await learn(redis, LEARNER, HALF, {7: Evidence(1.0, 0.5)})
+        assert await stored(redis, LEARNER) == {
+            "7": (1.0, 0.5, HALF),
+            "viewer": pytest.approx((1.5, 1.5, HALF)),
+        }
+
+    with_redis(redis_url, body)
+
+
 def test_lifts_read_back_as_the_math_gives_them(redis_url: str) -> None:
     async def body(redis: Redis) -> None:
         await learn(redis, LEARNER, 0, {7: Evidence(3.0, 1.0), 8: Evidence(0.0, 2.0)})
