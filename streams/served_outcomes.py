@@ -19,7 +19,6 @@ items (two leaders for a moment during a rebalance) fails its EXEC and learns no
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, cast
@@ -33,7 +32,7 @@ from streams.mixer.adaptation import Adaptation
 from streams.mixer.calibration import VIEWED, Platt, SegmentedCalibrator, ServedPrediction, learn_outcome
 from streams.mixer.components import PageItem
 from streams.mixer.features import KINDS
-from streams.mixer.feedback import Evidence, served_evidence
+from streams.mixer.feedback import seen_evidence
 from streams.redis_keys import (
     CALIBRATION,
     CALIBRATION_PENDING,
@@ -181,8 +180,7 @@ async def _fit_round(redis: Redis, cutoff_ms: int, now_ms: int, learn: bool) -> 
         # What the items' predictions were, near enough: the fit as it stands, not as it is learnt.
         fit = calibrator.params()
         learnt = not_learnt = lost = 0
-        # user -> author -> the seen items' evidence, for a user in a learning bucket
-        feedback: dict[int, dict[int, Evidence]] = defaultdict(dict)
+        seen: list[tuple[int, ServedPrediction, set[str]]] = []  # learnt items of learning users
         pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
         for member, (record, *marks) in taken:
             user, tweet = member.decode().split(":")
@@ -196,11 +194,8 @@ async def _fit_round(redis: Redis, cutoff_ms: int, now_ms: int, learn: bool) -> 
                 lost += 1
             elif learn and learn_outcome(calibrator, served, done):
                 learnt += 1
-                if served.author_id is not None and LEARNING.learns(int(user)):
-                    seen = feedback[int(user)]
-                    seen[served.author_id] = seen.get(served.author_id, Evidence()) + served_evidence(
-                        served.calibrated(fit), done
-                    )
+                if LEARNING.learns(int(user)):
+                    seen.append((int(user), served, done))
             else:
                 not_learnt += 1
             # Every mark, also one set since the items were taken: it answers this serve, not a later one.
@@ -208,8 +203,8 @@ async def _fit_round(redis: Redis, cutoff_ms: int, now_ms: int, learn: bool) -> 
         pipe.zrem(CALIBRATION_PENDING, *(member for member, _ in taken))
         if learnt:
             pipe.hset(CALIBRATION, mapping=cast(dict[FieldT, EncodableT], calibrator.to_dict()))
-        for user_id, seen in feedback.items():
-            queue_learning(pipe, user_id, now_ms, seen)
+        for user_id, by_author in seen_evidence(seen, fit).items():
+            queue_learning(pipe, user_id, now_ms, by_author)
         await pipe.execute()
         return FitRound(learnt, not_learnt, lost)
 

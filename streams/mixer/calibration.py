@@ -224,12 +224,6 @@ class ServedPrediction(NamedTuple):
         author = [] if self.author_id is None else [str(self.author_id)]
         return ",".join([segment_of(self.in_network), *map(repr, self.raw), *author])
 
-    def calibrated(self, fit: Mapping[str, Mapping[str, Platt]]) -> tuple[float, ...]:
-        """The raw predictions through `fit` (`SegmentedCalibrator.params`): what the scorer
-        makes of them with that fit."""
-        platts = fit.get(segment_of(self.in_network), {})
-        return tuple(platts.get(kind, IDENTITY).apply(raw) for kind, raw in zip(KINDS, self.raw, strict=True))
-
     @classmethod
     def unpack(cls, stored: bytes | str) -> ServedPrediction:
         text = stored.decode() if isinstance(stored, bytes) else stored

@@ -31,11 +31,15 @@ each candidate's `feedback_lift`, and the scorer applies it.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Final, NamedTuple
 
+import numpy as np
+
 from streams.decay import exponential
+from streams.mixer.calibration import Platt, ServedPrediction
 from streams.mixer.features import KINDS, POSITIVE_KINDS
+from streams.mixer.scoring import calibrate_rows
 
 # A viewer's interests can move within hours. In the simulator 6h followed an interest rotation
 # best (adaptive / static after it: 4h 1.023x, 6h 1.034x, 12h 1.015x; bench/RESULTS.md): shorter
@@ -78,6 +82,25 @@ def served_evidence(p: Sequence[float], done: Collection[str]) -> Evidence:
     """One seen served item's evidence, from its calibrated predictions `p` and the kinds the
     viewer did to it: engaged if any positive kind."""
     return Evidence(1.0 if any(kind in done for kind in POSITIVE_KINDS) else 0.0, expected_engaged(p))
+
+
+def seen_evidence(
+    seen: Sequence[tuple[int, ServedPrediction, Collection[str]]], fit: Mapping[str, Mapping[str, Platt]]
+) -> dict[int, dict[int, Evidence]]:
+    """Viewer -> author -> the evidence of seen served items, each given as (viewer, what it was
+    served with, what the viewer did to it). Expectations are the raw predictions through `fit`
+    (`SegmentedCalibrator.params`), as the scorer calibrates them, in one pass for the batch.
+    Items recorded before records carried their author teach nothing."""
+    authored = [(v, s.author_id, s, done) for v, s, done in seen if s.author_id is not None]
+    if not authored:
+        return {}
+    raw = np.array([served.raw for _, _, served, _ in authored])
+    p = calibrate_rows(raw, [served.in_network for _, _, served, _ in authored], KINDS, fit)
+    out: dict[int, dict[int, Evidence]] = {}
+    for (viewer, author, _, done), row in zip(authored, p.tolist(), strict=True):
+        by_author = out.setdefault(viewer, {})
+        by_author[author] = by_author.get(author, Evidence()) + served_evidence(row, done)
+    return out
 
 
 def feedback_lift(author: Evidence, viewer: Evidence, pseudo: float = FEEDBACK_PSEUDO) -> float:

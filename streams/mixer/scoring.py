@@ -104,6 +104,11 @@ def recency(age_ms: FloatArray, model: ScoringModel) -> FloatArray:
     return model.recency_floor + (1.0 - model.recency_floor) * fresh
 
 
+def _positive(kinds: Sequence[str]) -> npt.NDArray[np.bool_]:
+    """Which of `kinds` are positive engagements (the columns recency and feedback lifts scale)."""
+    return np.array([kind not in NEGATIVE_KINDS for kind in kinds])
+
+
 def _shrunk(counts: FloatArray, columns: list[int], pseudo: float, prior: FloatArray) -> FloatArray:
     """(count_k + pseudo * prior_k) / (impressions + pseudo), per row and kind."""
     return (counts[:, columns] + pseudo * prior) / (counts[:, -1:] + pseudo)
@@ -122,18 +127,28 @@ def raw_predictions_matrix(features: Sequence[CandidateFeatures], model: Scoring
     content *= _shrunk(stack_counts([f.user for f in features]), columns, model.user_pseudo, prior) / prior
     pair = stack_counts([f.user_author for f in features])
     raw = (pair[:, columns] + model.affinity_pseudo * content) / (pair[:, -1:] + model.affinity_pseudo)
-    positive = np.array([kind not in NEGATIVE_KINDS for kind in kinds])
+    positive = _positive(kinds)
     fresh = recency(np.array([f.age_ms for f in features]), model)
     raw[:, positive] *= fresh[:, None]
     return np.clip(raw, EPS, 1.0 - EPS)
 
 
 def calibrated(raw: FloatArray, in_network: Sequence[bool], model: ScoringModel) -> FloatArray:
-    """`raw_predictions_matrix`'s rows through `model.calibration`: each row by its segment's fit
-    (in-network or out-of-network), each kind by its own Platt; no fit is the identity."""
-    kinds = list(model.priors)
+    """`raw_predictions_matrix`'s rows through `model.calibration` (`calibrate_rows`)."""
+    return calibrate_rows(raw, in_network, list(model.priors), model.calibration)
+
+
+def calibrate_rows(
+    raw: FloatArray,
+    in_network: Sequence[bool],
+    kinds: Sequence[str],
+    calibration: Mapping[str, Mapping[str, Platt]],
+) -> FloatArray:
+    """Raw predictions (rows; columns in `kinds` order) through a fit (`SegmentedCalibrator.params`):
+    each row by its segment's fit (in-network or out-of-network), each kind by its own Platt; no
+    fit is the identity."""
     # Row 0 of a and b is the in-network fit, row 1 the out-of-network one.
-    fits = [model.calibration.get(segment_of(s), {}) for s in (True, False)]
+    fits = [calibration.get(segment_of(s), {}) for s in (True, False)]
     a = np.array([[f.get(kind, IDENTITY).a for kind in kinds] for f in fits])
     b = np.array([[f.get(kind, IDENTITY).b for kind in kinds] for f in fits])
     if np.all(a == 1.0) and np.all(b == 0.0):
@@ -201,7 +216,7 @@ def weighted_scores(
     w = weight_vector(kinds, weights)
     scores: FloatArray = p @ w
     if np.any(lifts != 1.0):
-        positive = np.array([kind not in NEGATIVE_KINDS for kind in kinds])
+        positive = _positive(kinds)
         scores += (lifts - 1.0) * (p[:, positive] @ w[positive])
     return scores
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from streams.mixer.calibration import Platt
+from streams.mixer.calibration import Platt, ServedPrediction
 from streams.mixer.components import Candidate, Query
 from streams.mixer.features import KINDS, CandidateFeatures, EntityCounts
 from streams.mixer.feedback import (
@@ -15,6 +15,7 @@ from streams.mixer.feedback import (
     expected_engaged,
     fade_factor,
     feedback_lift,
+    seen_evidence,
     served_evidence,
 )
 from streams.mixer.scorers import EngagementScorer
@@ -36,6 +37,27 @@ def test_a_seen_item_is_engaged_by_any_positive_kind_only() -> None:
     assert served_evidence(RAW, {"impression", "not_interested", "report"}) == Evidence(0.0, x)
     assert served_evidence(RAW, {"click"}) == Evidence(1.0, x)
     assert served_evidence(RAW, {"like", "reply"}) == Evidence(1.0, x)
+
+
+def test_seen_items_sum_per_viewer_and_author_with_the_fits_expectations() -> None:
+    fit = {"out_of_network": {"like": Platt(1.0, 1.0)}}
+    oon = ServedPrediction(False, RAW, author_id=7)
+    seen = [
+        (1, ServedPrediction(True, RAW, author_id=7), {"impression"}),
+        (1, oon, {"like"}),
+        (1, ServedPrediction(True, RAW, author_id=8), {"click"}),
+        (2, ServedPrediction(True, RAW, author_id=7), {"reply"}),
+        (2, ServedPrediction(True, RAW), {"like"}),  # recorded before records carried the author
+    ]
+    x = expected_engaged(RAW)  # in-network: no fit, the raw predictions as they are
+    x_oon = expected_engaged((Platt(1.0, 1.0).apply(RAW[0]), *RAW[1:]))
+    assert x_oon > x * 1.2  # not vacuous: the fit moves the out-of-network expectation
+    got = seen_evidence(seen, fit)
+    assert got == {
+        1: {7: pytest.approx(Evidence(1.0, x + x_oon)), 8: pytest.approx(Evidence(1.0, x))},
+        2: {7: pytest.approx(Evidence(1.0, x))},
+    }
+    assert seen_evidence([], fit) == {}
 
 
 def test_lift_by_hand() -> None:
