@@ -41,7 +41,6 @@ from streams.redis_keys import (
     adaptation_key,
     features_key,
     feedback_key,
-    not_interested_key,
     served_by_key,
     served_key,
 )
@@ -179,12 +178,11 @@ class RedisHydrator:
         self._frozen = frozen
 
     async def hydrate_viewer(self, query: Query) -> ViewerContext:
-        not_interested = await self._redis.smembers(not_interested_key(query.user_id))
         # UserContext.hidden already joins blocks both ways and mutes; the filter reports one reason.
         return ViewerContext(
             following=frozenset(self._context.following),
             blocked=frozenset(self._context.hidden),
-            not_interested=frozenset(int(x) for x in not_interested),
+            not_interested=frozenset(self._context.not_interested),
         )
 
     async def hydrate(
@@ -244,22 +242,57 @@ class RedisHydrator:
         return hydrated
 
 
+# What the read path keeps of a ranked page, in one script call with its ids as one argument: the
+# served set for the "previously served" filter, each tweet's bucket/strategy for the bandit's
+# reward (`record_feedback`), and the serving arm's counts. The served set keeps the newest
+# `SERVED_KEEP`; a tweet trimmed from it leaves the served-by hash too, which would otherwise keep
+# every tweet never engaged with.
+#   ARGV: served key, served-by key, the bucket's adaptation key, now ms, how many to keep, the
+#         bucket/strategy tag, the tweet ids, then the arm's field, amount pairs.
+SERVE = """
+local served, served_by, now, tag = ARGV[1], ARGV[2], ARGV[4], ARGV[6]
+local scored, tagged = {}, {}
+for id in string.gmatch(ARGV[7], '%d+') do
+  scored[#scored + 1] = now
+  scored[#scored + 1] = id
+  tagged[#tagged + 1] = id
+  tagged[#tagged + 1] = tag
+end
+redis.call('ZADD', served, unpack(scored))
+redis.call('HSET', served_by, unpack(tagged))
+local stop = -(tonumber(ARGV[5]) + 1)
+local trimmed = redis.call('ZRANGE', served, 0, stop)
+if #trimmed > 0 then
+  redis.call('ZREMRANGEBYRANK', served, 0, stop)
+  redis.call('HDEL', served_by, unpack(trimmed))
+end
+for i = 8, #ARGV, 2 do redis.call('HINCRBYFLOAT', ARGV[3], ARGV[i], ARGV[i + 1]) end
+"""
+
+
 class RedisServedRecorder:
-    def __init__(self, redis: Redis, label_window_ms: int) -> None:
+    def __init__(self, redis: Redis, label_window_ms: int, keep: int = SERVED_KEEP) -> None:
         self._redis = redis
         self._label_window_ms = label_window_ms
+        self._keep = keep
 
     async def record_served(self, query: Query, items: Sequence[PageItem]) -> None:
         if not items:
             return
+        increments = feedback_increments(query.strategy, len(items), 0)
         pipe = self._redis.pipeline(transaction=False)
-        pipe.zadd(served_key(query.user_id), {str(i.tweet_id): query.now_ms for i in items})
-        pipe.zremrangebyrank(served_key(query.user_id), 0, -(SERVED_KEEP + 1))
-        tag = f"{query.bucket}/{query.strategy}"
-        pipe.hset(served_by_key(query.user_id), mapping={str(i.tweet_id): tag for i in items})
-        for field, amount in feedback_increments(query.strategy, len(items), 0).items():
-            if amount:
-                pipe.hincrbyfloat(adaptation_key(query.bucket), field, amount)
+        pipe.eval(
+            SERVE,
+            0,
+            served_key(query.user_id),
+            served_by_key(query.user_id),
+            adaptation_key(query.bucket),
+            query.now_ms,
+            self._keep,
+            f"{query.bucket}/{query.strategy}",
+            " ".join([str(i.tweet_id) for i in items]),
+            *(x for field, amount in increments.items() if amount for x in (field, amount)),
+        )
         record_served_predictions(pipe, query.user_id, query.now_ms, items, self._label_window_ms)
         await pipe.execute()
 
@@ -333,6 +366,8 @@ POSITIVE_KINDS = frozenset(
 async def record_feedback(redis: Redis, engagements: Sequence[tuple[int, int]]) -> int:
     """Credit the bucket and strategy that served each (user, tweet) a positive engagement hit;
     each served tweet is credited once (its served-by entry is removed). Returns the credits."""
+    # A like and a retweet of one tweet in one batch would both read its tag before either deletes it.
+    engagements = list(dict.fromkeys(engagements))
     if not engagements:
         return 0
     pipe = redis.pipeline(transaction=False)

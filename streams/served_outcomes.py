@@ -60,15 +60,16 @@ MAX_PENDING_PER_USER: Final = 5000
 # the prediction it was first served with and its place in the queue, so its outcome answers that
 # prediction (not one made after the aggregator counted the outcome into the features), and a tweet
 # shown on every refresh still matures. Queue entries older than two label windows (their records
-# expired with the hash) are dropped.
+# expired with the hash) are dropped. The records travel as one argument of "tweet record" pairs
+# (a record has no space): a page's ~100 arguments cost the read path more to pack than to send.
 #   ARGV: the user's record key, the pending key, now ms, the hash's lifetime ms, the oldest queue
-#         score kept, the per-user cap, the user id, then tweet id, record pairs.
+#         score kept, the per-user cap, the user id, the "tweet record tweet record ..." pairs.
 RECORD = """
 local key, pending, now = ARGV[1], ARGV[2], ARGV[3]
 if redis.call('HLEN', key) < tonumber(ARGV[6]) then
-  for i = 8, #ARGV, 2 do
-    if redis.call('HSETNX', key, ARGV[i], ARGV[i + 1]) == 1 then
-      redis.call('ZADD', pending, now, ARGV[7] .. ':' .. ARGV[i])
+  for tweet, record in string.gmatch(ARGV[8], '(%d+) (%S+)') do
+    if redis.call('HSETNX', key, tweet, record) == 1 then
+      redis.call('ZADD', pending, now, ARGV[7] .. ':' .. tweet)
     end
   end
 end
@@ -84,10 +85,8 @@ def record_served_predictions(
     records expire two label windows after the latest serve: the fitter normally takes them after
     one, and a fitter that does not run must not make them pile up."""
     records = [
-        (
-            i.tweet_id,
-            ServedPrediction(i.in_network, tuple(i.raw_predictions[k] for k in KINDS), i.author_id).pack(),
-        )
+        f"{i.tweet_id} "
+        + ServedPrediction(i.in_network, tuple(i.raw_predictions[k] for k in KINDS), i.author_id).pack()
         for i in items
         if i.raw_predictions
     ]
@@ -102,7 +101,7 @@ def record_served_predictions(
             now_ms - 2 * label_window_ms,
             MAX_PENDING_PER_USER,
             user_id,
-            *(x for record in records for x in record),
+            " ".join(records),
         )
 
 

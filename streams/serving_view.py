@@ -129,6 +129,8 @@ class UserContext:
     celebrities: set[int]
     hidden: set[int]
     last_active_ms: int | None
+    # Authors the user said `not_interested` in: only ranked reads filter them.
+    not_interested: set[int]
 
 
 HGETALL_MANY = (
@@ -141,15 +143,17 @@ def _queue_user_context(pipe: Pipeline, user: int) -> None:
     pipe.sinter([following_key(user), CELEBRITIES])
     pipe.sunion([blocks_key(user), blocked_by_key(user), mutes_key(user)])
     pipe.zscore(ACTIVE, str(user))
+    pipe.smembers(not_interested_key(user))
 
 
 def _user_context(replies: Sequence[Any]) -> UserContext:
-    following, celebrities, hidden, active = replies
+    following, celebrities, hidden, active, not_interested = replies
     return UserContext(
         following={int(x) for x in following},
         celebrities={int(x) for x in celebrities},
         hidden={int(x) for x in hidden},
         last_active_ms=None if active is None else int(active),
+        not_interested={int(x) for x in not_interested},
     )
 
 

@@ -1,5 +1,6 @@
-"""The bandit's state in a real Redis: increments from many writers, and the discount that fades
-the arms (not the A/B totals) once per interval however many workers run it."""
+"""The bandit's state in a real Redis: what a served page records, increments from many writers,
+and the discount that fades the arms (not the A/B totals) once per interval however many workers
+run it."""
 
 from __future__ import annotations
 
@@ -13,11 +14,46 @@ from streams.mixer.adaptation import (
     feedback_increments,
     total_fields,
 )
-from streams.ranked_reader import DISCOUNT, DISCOUNTED_AT, discount_bandit, load_adaptation
-from streams.redis_keys import adaptation_key
+from streams.mixer.components import PageItem, Query
+from streams.ranked_reader import (
+    DISCOUNT,
+    DISCOUNTED_AT,
+    RedisServedRecorder,
+    discount_bandit,
+    load_adaptation,
+    record_feedback,
+)
+from streams.redis_keys import adaptation_key, served_by_key, served_key
 from tests.harness import with_redis
 
 KEY = adaptation_key(ADAPTIVE)
+USER = 2  # adaptive bucket
+
+
+def page(*tweets: int) -> list[PageItem]:
+    return [PageItem(t, 7, "push", True, 1.0, "followed author", {}) for t in tweets]
+
+
+def test_a_served_page_is_remembered_credited_and_trimmed(redis_url: str) -> None:
+    async def body(redis: Redis) -> None:
+        recorder = RedisServedRecorder(redis, label_window_ms=600_000, keep=3)
+        await recorder.record_served(Query(USER, 2, None, 1_000, ADAPTIVE, "cautious"), page(11, 12))
+        await recorder.record_served(Query(USER, 2, None, 2_000, ADAPTIVE, "twitter"), page(13, 14))
+        served = await redis.zrange(served_key(USER), 0, -1, withscores=True)
+        assert served == [(b"12", 1_000.0), (b"13", 2_000.0), (b"14", 2_000.0)]  # the newest 3
+        # The tweet trimmed from the served set is forgotten by the served-by hash too.
+        assert await redis.hgetall(served_by_key(USER)) == {
+            b"12": b"adaptive/cautious",
+            b"13": b"adaptive/twitter",
+            b"14": b"adaptive/twitter",
+        }
+        state = (await load_adaptation(redis)).state[ADAPTIVE]
+        assert (state.arms["cautious"].served, state.arms["twitter"].served) == (2, 2)
+        # A like on a served tweet credits the arm that served it, once; the trimmed one credits none.
+        assert await record_feedback(redis, [(USER, 12), (USER, 12), (USER, 11)]) == 1
+        assert (await cautious(redis)) == (2, 1)
+
+    with_redis(redis_url, body)
 
 
 async def cautious(redis: Redis) -> tuple[float, float]:

@@ -88,7 +88,7 @@ async def store(redis: Redis) -> None:
 
 
 def hydrator(redis: Redis) -> RedisHydrator:
-    return RedisHydrator(redis, UserContext({FOLLOWED}, set(), set(), None))
+    return RedisHydrator(redis, UserContext({FOLLOWED}, set(), set(), None, set()))
 
 
 QUERY = Query(VIEWER, 50, None, NOW_MS)
@@ -133,7 +133,7 @@ def test_a_learning_viewers_candidates_carry_the_feedback_lift_of_their_author(r
         queue_learning(pipe, VIEWER, NOW_MS - HOUR_MS, {FOLLOWED: Evidence(3.0, 1.0)})
         await pipe.execute()
         items = [SourceItem(t) for t in (T5, T4, T1)]
-        learning = RedisHydrator(redis, UserContext({FOLLOWED}, set(), set(), None), feedback=True)
+        learning = RedisHydrator(redis, UserContext({FOLLOWED}, set(), set(), None, set()), feedback=True)
         hydrated = await learning.hydrate(QUERY, VIEWER_CONTEXT, items)
         viewer = Evidence(3.0, 1.0).faded(fade_factor(HOUR_MS))
         lift = feedback_lift(viewer, viewer)  # the viewer's only author so far

@@ -88,6 +88,18 @@ def test_ranked_page_scores_explains_and_learns(empty_broker: str, cluster: Clus
         assert time.monotonic() < deadline, "the like on a served tweet was never credited"
         time.sleep(0.3)
 
+    # Saying `not_interested` in an author takes their tweets off the viewer's ranked pages.
+    cluster.produce([engagement(viewer, ids["theirs"], other, "not_interested")])
+    deadline = time.monotonic() + 30
+    while True:
+        body = get_timeline(worker, viewer, mode="ranked", limit=10)[1]
+        if str(ids["theirs"]) in body["removed"]:
+            break
+        assert time.monotonic() < deadline, f"the not_interested never filtered the author: {body}"
+        time.sleep(0.3)
+    assert body["removed"][str(ids["theirs"])]["by"] == "NotInterestedAuthor"
+    assert ids["theirs"] not in {item["tweet_id"] for item in body["items"]}
+
 
 def test_served_outcomes_calibrate_the_next_ranked_page(empty_broker: str, cluster: Cluster) -> None:
     worker = cluster.start_worker(HOMEMIXER_CALIBRATION_LABEL_S="8")
