@@ -5,7 +5,7 @@ The aggregator keeps, per entity, a Redis string `hm:f:<entity>:<id>`: the `STOR
 time `ts` they are as of) packed by `pack_stored` as doubles in that order. The signal
 booster keeps `hm:f:signal:<tweet_id>` with `SIGNAL_FIELDS` (`boost`, `ts`). Strings, not hashes:
 a ranked request reads ~1,000 of them and one MGET is ~40x cheaper than as many HMGETs.
-`stored_counts_many` / `stored_counts_joined` / `decayed_boosts` decode a request's strings in one
+`stored_counts_many` / `decayed_boosts` decode a request's strings in one
 numpy pass and bring every value to the request's clock; `tweet_age_ms` reads a tweet's age off
 its Snowflake id.
 """
@@ -205,20 +205,20 @@ def _packed_table(joined: bytes, layout: Sequence[str]) -> FloatArray:
 
 
 def _table(stored: Sequence[bytes | None], layout: Sequence[str]) -> FloatArray:
-    """Stored strings as rows of the layout's fields; NaN for an absent field or key."""
-    table = np.full((len(stored), len(layout)), np.nan)
-    packed: list[int] = []
-    text: list[int] = []
-    for i, s in enumerate(stored):
-        if s:
-            (packed if s[0] == PACKED_TAG else text).append(i)
-    if packed:
-        rows = [cast(bytes, stored[i]) for i in packed]
-        width = len(absent_row(layout))
-        _check(rows, lambda row: len(row) == width, layout)
-        table[packed] = _packed_table(b"".join(rows), layout)
-    if text:
-        table[text] = _text_table([cast(bytes, stored[i]) for i in text], layout)
+    """Stored strings as rows of the layout's fields; NaN for an absent field or key. The packed
+    rows, with `absent_row` standing in for every other string, decode in one `np.frombuffer`;
+    text rows (an earlier version's) are parsed after, and a broken string fails the decoding."""
+    absent = absent_row(layout)
+    width = len(absent)
+    rows = [s if s is not None and len(s) == width and s[0] == PACKED_TAG else absent for s in stored]
+    table = _packed_table(b"".join(rows), layout)
+    odd = [i for i, s in enumerate(stored) if s and rows[i] is absent]
+    if odd:
+        strings = [cast(bytes, stored[i]) for i in odd]
+        # A packed string of the wrong length: no text parser could have written its first byte.
+        _check(strings, lambda row: row[0] != PACKED_TAG, layout)
+        table = table.copy()
+        table[odd] = _text_table(strings, layout)
     return table
 
 
@@ -252,17 +252,6 @@ def stored_counts_many(stored: Sequence[bytes | None], now_ms: int) -> list[Enti
     scorer's priors.
     """
     return EntityCounts.rows_of(_decayed(_table(stored, STORED_FIELDS), now_ms))
-
-
-def stored_counts_joined(joined: bytes, odd: Mapping[int, bytes], now_ms: int) -> list[EntityCounts]:
-    """As `stored_counts_many`, for strings a script joined end to end (the ranked hydration):
-    packed rows, `absent_row` for a missing key, and in place of every other string (text from
-    an earlier version, or a broken one) an absent row too, that string given in `odd` by its
-    position. The packed rows decode without a Python object each."""
-    table = _packed_table(joined, STORED_FIELDS).copy()
-    if odd:
-        table[list(odd)] = _table(list(odd.values()), STORED_FIELDS)
-    return EntityCounts.rows_of(_decayed(table, now_ms))
 
 
 def entity_counts(fields: Mapping[str, float], now_ms: int) -> EntityCounts:
