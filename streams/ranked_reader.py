@@ -235,7 +235,8 @@ class RedisHydrator:
 # served set for the "previously served" filter, each tweet's bucket/strategy for the bandit's
 # reward (`record_feedback`), and the serving arm's counts. The served set keeps the newest
 # `SERVED_KEEP`; a tweet trimmed from it leaves the served-by hash too, which would otherwise keep
-# every tweet never engaged with.
+# every tweet never engaged with. So the hash never holds more than the set; one that does was
+# left by an earlier version and is cleaned once.
 #   ARGV: served key, served-by key, the bucket's adaptation key, now ms, how many to keep, the
 #         bucket/strategy tag, the tweet ids, then the arm's field, amount pairs.
 SERVE = """
@@ -254,6 +255,11 @@ local trimmed = redis.call('ZRANGE', served, 0, stop)
 if #trimmed > 0 then
   redis.call('ZREMRANGEBYRANK', served, 0, stop)
   redis.call('HDEL', served_by, unpack(trimmed))
+end
+if redis.call('HLEN', served_by) > tonumber(ARGV[5]) then
+  for _, id in ipairs(redis.call('HKEYS', served_by)) do
+    if not redis.call('ZSCORE', served, id) then redis.call('HDEL', served_by, id) end
+  end
 end
 for i = 8, #ARGV, 2 do redis.call('HINCRBYFLOAT', ARGV[3], ARGV[i], ARGV[i + 1]) end
 """

@@ -56,6 +56,21 @@ def test_a_served_page_is_remembered_credited_and_trimmed(redis_url: str) -> Non
     with_redis(redis_url, body)
 
 
+def test_a_served_by_hash_an_earlier_version_let_grow_is_cleaned_on_the_next_serve(redis_url: str) -> None:
+    async def body(redis: Redis) -> None:
+        await redis.zadd(served_key(USER), {"12": 1_000, "13": 1_000})
+        await redis.hset(served_by_key(USER), mapping={str(t): "adaptive/twitter" for t in range(1, 14)})
+        recorder = RedisServedRecorder(redis, label_window_ms=600_000, keep=3)
+        await recorder.record_served(Query(USER, 1, None, 2_000, ADAPTIVE, "twitter"), page(14))
+        assert await redis.hgetall(served_by_key(USER)) == {
+            b"12": b"adaptive/twitter",
+            b"13": b"adaptive/twitter",
+            b"14": b"adaptive/twitter",
+        }
+
+    with_redis(redis_url, body)
+
+
 async def cautious(redis: Redis) -> tuple[float, float]:
     arm = (await load_adaptation(redis)).state[ADAPTIVE].arms["cautious"]
     return arm.served, arm.engaged
