@@ -19,8 +19,8 @@ are rebuilt on read.
 | `hm:f:{entity}` | string | packed features for scoring, e.g. `hm:f:tweet:9` (aggregator, booster) |
 | `hm:trending` | zset, score = boost | tweets that real-time signals point at (signal booster) |
 | `hm:ni:{user}` | set of user ids | authors the user said `not_interested` in (aggregator) |
-| `hm:served:{user}` | zset, score = ms | tweets served to the user in ranked mode (read path) |
-| `hm:servedby:{user}` | hash | tweet id -> `bucket/strategy` that served it, for feedback (read path) |
+| `hm:served:{user}` | zset, score = ms | the newest 2,000 tweets served to the user, ranked (read path) |
+| `hm:servedby:{user}` | hash | `hm:served` tweet -> `bucket/strategy`, until credited (reads, aggregator) |
 | `hm:adapt:{bucket}` | hash | the bucket's learning state and engagement counts (read path, aggregator) |
 | `hm:cal:{user}` | hash | tweet -> raw predictions as served; `{tweet}:{kind}`: done (reads, aggregator) |
 | `hm:cal:pending` | zset, score = ms | `{user}:{tweet}` served, awaiting an outcome (read path; fitter) |
