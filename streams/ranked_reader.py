@@ -192,13 +192,19 @@ class RedisHydrator:
         counts = stored_counts_many(features, now)
         n = len(author_ids)
         user = counts[0]
-        lifts = decode_lifts(feedback, [int(a) for a in author_ids], None if self._frozen else now)
+        authors = [int(a) for a in author_ids]
+        lifts = decode_lifts(feedback, authors, None if self._frozen else now)
         # What every candidate of an author shares, by the author id as the script returns it.
-        by_author = {}
-        for k, raw in enumerate(author_ids):
-            author = int(raw)
-            in_network = author in viewer.following or author == user_id
-            by_author[raw] = (author, in_network, counts[1 + k], counts[1 + n + k], lifts.get(author, 1.0))
+        by_author = {
+            raw: (
+                author,
+                author in viewer.following or author == user_id,  # in_network
+                counts[1 + k],
+                counts[1 + n + k],
+                lifts.get(author, 1.0),
+            )
+            for k, (raw, author) in enumerate(zip(author_ids, authors, strict=True))
+        }
         retweet_of = {i: int(t) for i, t in _pairs(retweet_pairs)}
         boosts = dict(zip(signal_pairs[::2], decayed_boosts(signal_pairs[1::2], now), strict=True))
         served_before = set(served)

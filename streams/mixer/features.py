@@ -5,9 +5,8 @@ The aggregator keeps, per entity, a Redis string `hm:f:<entity>:<id>`: the `STOR
 time `ts` they are as of) packed by `pack_stored` as doubles in that order. The signal
 booster keeps `hm:f:signal:<tweet_id>` with `SIGNAL_FIELDS` (`boost`, `ts`). Strings, not hashes:
 a ranked request reads ~1,000 of them and one MGET is ~40x cheaper than as many HMGETs.
-`stored_counts_many` / `decayed_boosts` decode a request's strings in one
-numpy pass and bring every value to the request's clock; `tweet_age_ms` reads a tweet's age off
-its Snowflake id.
+`stored_counts_many` / `decayed_boosts` decode a request's strings in one numpy pass and bring
+every value to the request's clock; `tweet_age_ms` reads a tweet's age off its Snowflake id.
 """
 
 from __future__ import annotations
