@@ -1,4 +1,4 @@
-"""Fanout deliveries per second through `TimelineStore.fanout_many`, against Redis's own ZADD rates.
+"""Fanout deliveries per second through `TimelineCache.fanout_many`, against Redis's own ZADD rates.
 
     python -m bench.bench_fanout [TWEETS] [FOLLOWERS] [TWEETS_PER_CALL]
 
@@ -6,7 +6,7 @@ Starts its own redis-server. A delivery is one tweet into one follower's timelin
 followers' timelines are materialised beforehand, holding 0, 400 or 800 (the cap: every insert
 also trims) older tweets. Side by side in one run:
 
-- ours: `TimelineStore.fanout_many` (Lua, existence check, trim);
+- ours: `TimelineCache.fanout_many` (Lua, existence check, trim);
 - naive: pipelined ZADD + ZREMRANGEBYRANK from redis-py, what the Lua scripts replace;
 - native: `redis-benchmark -P 64` doing plain ZADDs of new members into the same number of
   timelines holding as many tweets (C client, no existence check, no trim): the fair ceiling;
@@ -25,10 +25,10 @@ import time
 
 from redis.asyncio import Redis
 
-from streams.embedded import start_redis
-from streams.redis_keys import timeline_key
+from streams.dev.embedded import start_redis
+from streams.serving.keys import timeline_key
 from streams.snowflake import SnowflakeGenerator
-from streams.timeline_store import TimelineStore
+from streams.timelines.cache import TimelineCache
 
 NOW_MS = 1_763_700_000_000
 TIMELINE_MAX = 800
@@ -53,7 +53,7 @@ async def fill(client: Redis, keys: list[str], prefill: int) -> None:
     """Each key becomes a timeline holding `prefill` older tweets: one built, the rest copied."""
     await client.flushdb()
     gen = SnowflakeGenerator(worker=2)
-    await TimelineStore(client, TIMELINE_MAX).replace(
+    await TimelineCache(client, TIMELINE_MAX).replace(
         0, [gen.next_id(NOW_MS - 86_400_000 + i) for i in range(prefill)]
     )
     await client.rename(timeline_key(0), TEMPLATE_KEY)
@@ -67,7 +67,7 @@ async def measure_ours(
     client: Redis, prefill: int, tweets: list[int], followers: list[int], per_call: int
 ) -> float:
     await fill(client, [timeline_key(user) for user in followers], prefill)
-    store = TimelineStore(client, TIMELINE_MAX)
+    store = TimelineCache(client, TIMELINE_MAX)
     await store.fanout(tweets[0] - 1, followers[:10])  # warm up: scripts loaded, a connection open
     start = time.perf_counter()
     delivered = 0

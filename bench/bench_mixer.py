@@ -8,13 +8,13 @@ processes (2.5-3.5 minutes on 2 cores). Three parts, each printed next to its ba
 
 1. Engagement. A population of users with hidden topic interests reads pages served by three arms,
    over the same population, tweet stream, visit schedule and seed: `latest` (the newest 20 of the
-   followed authors' tweets, `streams.timeline_rules.merge_timeline`), `ranked-static` (the real
+   followed authors' tweets, `streams.timelines.rules.merge_timeline`), `ranked-static` (the real
    `RankedPipeline`, Twitter's weights, no learning) and `ranked-adaptive` (the same pipeline,
    all users in the learning bucket, learning as the server does: weights chosen per request by
-   the `Adaptation` Thompson bandit, fed back as `streams.ranked_reader` does (served counts when
+   the `Adaptation` Thompson bandit, fed back as `streams.ranked.reader` does (served counts when
    a page is recorded, one "engaged" per served tweet that gets a positive engagement; the arms'
    counts fade with `BANDIT_HALF_LIFE_MS` at each round's end), and each candidate weighted by its
-   viewer's feedback on its author (`streams.mixer.feedback`, learnt at each round's end from the
+   viewer's feedback on its author (`streams.mixer.viewer_feedback`, learnt at each round's end from the
    round's seen ranked items, as the server's fitter does once their label window has passed)).
    Each arm keeps its own engagement counts (its own world), for exactly the entities the real
    hydrator reads (tweet, author, viewer, viewer x author): each kind's count and the impressions,
@@ -99,10 +99,11 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Final
 
-from streams.decay import exponential
+from streams.features.decay import exponential
 from streams.mixer.adaptation import ADAPTIVE, CONTROL, Adaptation, discount_factor
 from streams.mixer.calibration import SegmentedCalibrator, ServedPrediction, calibration_report, learn_outcome
 from streams.mixer.components import PageItem, Query, SourceItem, ViewerContext
+from streams.mixer.engagement_model import ScoringModel
 from streams.mixer.features import (
     HALF_LIFE_MS,
     KINDS,
@@ -114,11 +115,10 @@ from streams.mixer.features import (
     entity_counts,
     tweet_age_ms,
 )
-from streams.mixer.feedback import VIEWER, Evidence, fade_factor, feedback_lift, served_evidence
 from streams.mixer.pipeline import RankedPipeline, ranked_pipeline_config
-from streams.mixer.scoring import ScoringModel
+from streams.mixer.viewer_feedback import VIEWER, Evidence, fade_factor, feedback_lift, served_evidence
 from streams.snowflake import snowflake_at
-from streams.timeline_rules import merge_timeline
+from streams.timelines.rules import merge_timeline
 
 # Another seed (`BENCH_SEED=... python -m bench.bench_mixer`) draws another population and history:
 # how far the ratios move between seeds is the simulation's own noise.
@@ -544,7 +544,7 @@ class SimHydrator:
 
 class SimRecorder:
     """Records what was served, and credits the served count to the bucket's strategy (as
-    `streams.ranked_reader.RedisServedRecorder` does)."""
+    `streams.ranked.reader.RedisServedRecorder` does)."""
 
     def __init__(self, state: ArmState) -> None:
         self.state = state

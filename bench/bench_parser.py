@@ -12,9 +12,9 @@ import fastavro
 import orjson
 from fastavro.validation import validate
 
-from streams.codec import EventDecoder
-from streams.parser import ParserLimits, parse
-from streams.schemas import topic_schema
+from streams.ingest.codec import EventDecoder
+from streams.ingest.parser import ParserLimits, parse
+from streams.ingest.schemas import topic_schema
 from tests.fuzz import NOW_MS, valid_event
 
 

@@ -25,10 +25,10 @@ from pathlib import Path
 import psutil
 from redis.asyncio import Redis
 
-from streams.embedded import start_broker, start_redis
+from streams.dev.embedded import start_broker, start_redis
 from streams.mixer.adaptation import bucket_of
-from streams.mixer.feedback import Evidence
-from streams.viewer_feedback import queue_learning
+from streams.mixer.viewer_feedback import Evidence
+from streams.ranked.feedback_store import queue_learning
 from tests.harness import Cluster
 from tests.integration.test_ranked import engagement
 from tests.integration.test_timelines import activity, get_timeline, graph, tweet

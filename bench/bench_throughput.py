@@ -8,14 +8,14 @@ its own, how fast a consumer gets through that backlog:
 
   raw         aiokafka `getmany(max_records=10000)`, records counted only (the ceiling)
   naive       a Faust agent doing `table[key] += 1` per event on a RocksDB table (the baseline)
-  batch       a Faust agent on `streams.batch_transport` doing what the parser node does with a
-              batch (`streams.parser.parse` and dedup by event id per record, then one
+  batch       a Faust agent on `streams.runtime.batch_transport` doing what the parser node does with a
+              batch (`streams.ingest.parser.parse` and dedup by event id per record, then one
               `NodeState.commit`: a changelog record, then one RocksDB WriteBatch with the
               offset); no outputs are sent
   batch-nocl  the same without the changelog (state committed to RocksDB only)
   batch-0     the same transport, the agent only counting records (what Faust itself costs)
   batch-out   batch, plus what the parser node sends: each applied engagement to its three
-              routes through `streams.sink.SinkBatch` (the workers' librdkafka producer),
+              routes through `streams.runtime.sink.SinkBatch` (the workers' librdkafka producer),
               awaited before the state commit
 
 Each rate is measured from the first event the consumer sees to its last, so worker start-up and
@@ -182,11 +182,11 @@ def changelog_topic_name(app_id: str) -> str:
 def child_batch(port: int, target: int, out: Path, data_dir: Path, mode: str) -> None:
     from faust import Stream
 
-    from streams.batch_transport import RecordBatch, batch_broker_url, batch_topic
-    from streams.codec import EventDecoder
-    from streams.node import NodeState
-    from streams.parser import ParserLimits, SourceEvent, parse
-    from streams.sink import SinkBatch
+    from streams.ingest.codec import EventDecoder
+    from streams.ingest.parser import ParserLimits, SourceEvent, parse
+    from streams.runtime.batch_transport import RecordBatch, batch_broker_url, batch_topic
+    from streams.runtime.node import NodeState
+    from streams.runtime.sink import SinkBatch
     from streams.state.dedup import Seen
     from streams.state.kafka_changelog import KafkaChangelog
 
@@ -304,13 +304,13 @@ def committed_offsets(bootstrap: str, group: str) -> dict[int, int]:
 
 
 def run_child(mode: str, port: int, target: int, work: Path, ends: dict[int, int]) -> dict[str, Any]:
-    from streams.embedded import terminate
+    from streams.dev.embedded import terminate
 
     out = work / f"{mode}.json"
     log = work / f"{mode}.log"
     cmd = [sys.executable, "-m", "bench.bench_throughput", "--child", mode, "--port", str(port)]
     cmd += ["--target", str(target), "--work", str(work)]
-    # `streams.sink` sends through the producer of the settings' broker: this bench's own.
+    # `streams.runtime.sink` sends through the producer of the settings' broker: this bench's own.
     env = {**os.environ, "KAFKA_BROKER": f"kafka://127.0.0.1:{port}"}
     with open(log, "wb") as log_file:
         proc = subprocess.Popen(
@@ -358,8 +358,8 @@ def _cpu_rate(result: dict[str, Any]) -> float:
 
 
 def main(events: int, naive_events: int) -> None:
-    from streams.embedded import start_broker
-    from streams.topic_admin import ensure_topics
+    from streams.dev.embedded import start_broker
+    from streams.runtime.topic_admin import ensure_topics
 
     work = Path(tempfile.mkdtemp(prefix="hm-bench-"))
     broker = start_broker(log=work / "broker.log")

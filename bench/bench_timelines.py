@@ -3,7 +3,7 @@
     python -m bench.bench_timelines [USERS]      (default 20000; about 5 minutes on 2 cores)
 
 Starts its own Tansu broker, Redis and ONE `homemixer worker` process (as `tests/harness.py`
-does), feeds it the power-law follow graph of `streams.demo.Workload` (20,000 users, 3
+does), feeds it the power-law follow graph of `streams.dev.demo.Workload` (20,000 users, 3
 celebrities, about 108,000 follows) plus one `page_view` per user (so every follower is active),
 waits until the parser counted every event and the worker's consumer group has committed every
 internal graph message (`committed`), then materialises every user's home timeline with one
@@ -65,10 +65,10 @@ import redis
 from confluent_kafka import ConsumerGroupTopicPartitions, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from streams.auth import mint_token
-from streams.demo import Workload, produce
-from streams.embedded import ChildServer, free_port, start_broker, start_redis, terminate
-from streams.redis_keys import authored_key, timeline_key
+from streams.dev.demo import Workload, produce
+from streams.dev.embedded import ChildServer, free_port, start_broker, start_redis, terminate
+from streams.http.auth import mint_token
+from streams.serving.keys import authored_key, timeline_key
 from streams.snowflake import SnowflakeGenerator
 
 USERS = 20_000

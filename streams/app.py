@@ -12,7 +12,7 @@ from typing import Any
 import faust
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from streams.batch_transport import batch_broker_url
+from streams.runtime.batch_transport import batch_broker_url
 from streams.settings import Settings
 
 settings = Settings.from_env()
@@ -20,7 +20,7 @@ settings = Settings.from_env()
 
 def faust_config(s: Settings) -> dict[str, Any]:
     config: dict[str, Any] = {
-        # The same brokers through our batch-delivering transport (streams/batch_transport.py).
+        # The same brokers through our batch-delivering transport (streams/runtime/batch_transport.py).
         "broker": batch_broker_url(s.broker),
         "datadir": str(s.data_dir / "faust"),
         "topic_partitions": s.partitions,

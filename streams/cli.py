@@ -43,7 +43,7 @@ def worker(loglevel: str) -> None:
 
     import topologies  # noqa: F401  (registers the agents and views)
     from streams.app import app, settings
-    from streams.topic_admin import ensure_topics
+    from streams.runtime.topic_admin import ensure_topics
     from topologies.topics import all_topic_names
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -55,7 +55,7 @@ def worker(loglevel: str) -> None:
 @click.argument("user_id", type=click.IntRange(min=1))
 def token(user_id: int) -> None:
     """Print a bearer token for USER_ID, signed with HOMEMIXER_SECRET."""
-    from streams.auth import mint_token
+    from streams.http.auth import mint_token
 
     click.echo(mint_token(Settings.from_env().secret, user_id))
 
@@ -81,7 +81,7 @@ def up(
     or REDIS_URL name existing ones. Prints `broker:`, `redis:` and `web:` lines once ready.
     Ctrl-C stops everything it started.
     """
-    from streams.embedded import LOOPBACK, ChildServer, start_broker, start_redis, terminate
+    from streams.dev.embedded import LOOPBACK, ChildServer, start_broker, start_redis, terminate
 
     children: list[ChildServer] = []
     worker_proc: subprocess.Popen[bytes] | None = None
@@ -162,7 +162,7 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path) -> None
 
 
 def _start_demo(broker_addr: str, rate: float, users: int) -> None:
-    from streams.demo import run_demo
+    from streams.dev.demo import run_demo
 
     thread = threading.Thread(target=run_demo, args=(broker_addr, rate, users), name="demo", daemon=True)
     thread.start()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from streams.embedded import start_broker, start_redis
+from streams.dev.embedded import start_broker, start_redis
 from tests.harness import Cluster
 
 

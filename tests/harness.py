@@ -22,7 +22,7 @@ import redis as sync_redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from redis.asyncio import Redis
 
-from streams.embedded import free_port, terminate
+from streams.dev.embedded import free_port, terminate
 
 WORKER_READY_TIMEOUT_S = 60.0
 

@@ -15,7 +15,8 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from streams.aggregates import (
+from streams.app import app, redis_client, settings
+from streams.features.aggregates import (
     DecayedCounts,
     apply,
     decode,
@@ -24,14 +25,13 @@ from streams.aggregates import (
     performance_features,
     scoring_fields,
 )
-from streams.app import app, redis_client, settings
-from streams.batch_transport import RecordBatch
-from streams.feature_registry import PERFORMANCE_ENTITIES
-from streams.node import EntityCodec, fresh_events, update_entities
-from streams.ranked_reader import POSITIVE_KINDS, record_feedback
-from streams.served_outcomes import mark_outcomes
-from streams.serving_view import ServingWrites
-from streams.sink import SinkBatch
+from streams.features.registry import PERFORMANCE_ENTITIES
+from streams.ranked.reader import POSITIVE_KINDS, record_feedback
+from streams.ranked.served_outcomes import mark_outcomes
+from streams.runtime.batch_transport import RecordBatch
+from streams.runtime.node import EntityCodec, fresh_events, update_entities
+from streams.runtime.sink import SinkBatch
+from streams.serving.view import ServingWrites
 from topologies.topics import ROUTES, batch_agent, node_state, sink_topics
 
 NODE = "aggregator"

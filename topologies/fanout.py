@@ -25,16 +25,16 @@ from typing import Any
 from faust.types import TP
 
 from streams.app import app, redis_client, settings
-from streams.batch_transport import RecordBatch, batch_topic
-from streams.follower_graph import FOLLOWING, Crossing, FollowerGraph, Relation, celebrity_crossing
-from streams.node import BATCH_MAX, fresh_events
-from streams.redis_keys import ready_key
-from streams.serving_view import ServingReads, ServingWrites
-from streams.sink import SinkBatch
+from streams.graph.follower_graph import FOLLOWING, Crossing, FollowerGraph, Relation, celebrity_crossing
+from streams.graph.tweet_store import Tweet, TweetStore
+from streams.runtime.batch_transport import RecordBatch, batch_topic
+from streams.runtime.node import BATCH_MAX, fresh_events
+from streams.runtime.sink import SinkBatch
+from streams.serving.keys import ready_key
+from streams.serving.view import ServingReads, ServingWrites
 from streams.snowflake import snowflake_ms
 from streams.state.partition_store import PartitionStore
-from streams.timeline_store import TimelineStore
-from streams.tweet_store import Tweet, TweetStore
+from streams.timelines.cache import TimelineCache
 from topologies.topics import ROUTES, batch_agent, node_state, sink_topics
 
 NODE = "fanout"
@@ -65,8 +65,8 @@ class TimelineWork:
     unfollow_removals: list[tuple[int, int]] = field(default_factory=list)
 
 
-def timeline_store() -> TimelineStore:
-    return TimelineStore(redis_client(), settings.timeline_max)
+def timeline_cache() -> TimelineCache:
+    return TimelineCache(redis_client(), settings.timeline_max)
 
 
 async def fanout(records: RecordBatch) -> None:
@@ -167,7 +167,7 @@ def on_content(
 
 
 async def apply_timeline_work(work: TimelineWork) -> None:
-    store = timeline_store()
+    store = timeline_cache()
     reads = ServingReads(redis_client())
     if work.deliveries:
         await push_to_active(store, reads, work.deliveries)
@@ -183,7 +183,7 @@ async def apply_timeline_work(work: TimelineWork) -> None:
 
 
 async def push_to_active(
-    store: TimelineStore, reads: ServingReads, deliveries: list[tuple[int, list[int]]]
+    store: TimelineCache, reads: ServingReads, deliveries: list[tuple[int, list[int]]]
 ) -> None:
     """Push each tweet to its active recipients; drop inactive recipients' timelines (rebuilt on read)."""
     recipients = sorted({u for _, users in deliveries for u in users})

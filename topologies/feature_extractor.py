@@ -7,10 +7,10 @@ user's latest activity time. Keeps: per user, the open session and the running s
 
 from __future__ import annotations
 
-from streams.batch_transport import RecordBatch
-from streams.node import EntityCodec, fresh_events, update_entities
-from streams.sink import SinkBatch
-from streams.user_activity import UserActivity, activity_features, apply_activity, decode, encode
+from streams.features.user_activity import UserActivity, activity_features, apply_activity, decode, encode
+from streams.runtime.batch_transport import RecordBatch
+from streams.runtime.node import EntityCodec, fresh_events, update_entities
+from streams.runtime.sink import SinkBatch
 from topologies.topics import ROUTES, batch_agent, node_state, sink_topics
 
 NODE = "feature_extractor"

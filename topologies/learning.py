@@ -2,7 +2,7 @@
 
 - Calibration: every tick, learn from the ranked items whose label window
   (`HOMEMIXER_CALIBRATION_LABEL_S`) has passed: the raw predictions each was served with against
-  what its viewer did (`streams.served_outcomes`), one Platt fit per segment and kind, which every
+  what its viewer did (`streams.ranked.served_outcomes`), one Platt fit per segment and kind, which every
   ranked read then scores with. With learning frozen the items are only forgotten.
 - Bandit: once a minute, fade the arms' counts by the time since the last fade
   (`streams.mixer.adaptation`, `BANDIT_HALF_LIFE_MS`); not while learning is frozen.
@@ -14,8 +14,8 @@ import logging
 import time
 
 from streams.app import app, redis_client, settings
-from streams.ranked_reader import discount_bandit
-from streams.served_outcomes import fit_calibration
+from streams.ranked.reader import discount_bandit
+from streams.ranked.served_outcomes import fit_calibration
 
 log = logging.getLogger(__name__)
 

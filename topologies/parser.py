@@ -14,16 +14,16 @@ from typing import Any
 from faust.types import TP
 
 from streams.app import redis_client, settings
-from streams.batch_transport import RecordBatch
-from streams.codec import EventDecoder, RegistrySchemas
-from streams.metrics import METRICS
-from streams.node import SOURCE_POSITION
-from streams.parser import ParserLimits, Rejected, SourceEvent, parse
-from streams.schemas import SOURCE_TOPICS
-from streams.serving_view import ServingWrites
-from streams.sink import SinkBatch
+from streams.ingest.codec import EventDecoder, RegistrySchemas
+from streams.ingest.parser import ParserLimits, Rejected, SourceEvent, parse
+from streams.ingest.schemas import SOURCE_TOPICS
+from streams.ingest.system_events import dead_letter
+from streams.runtime.batch_transport import RecordBatch
+from streams.runtime.metrics import METRICS
+from streams.runtime.node import SOURCE_POSITION
+from streams.runtime.sink import SinkBatch
+from streams.serving.view import ServingWrites
 from streams.state.dedup import Seen
-from streams.system_events import dead_letter
 from topologies.topics import ROUTES, batch_agent, node_state, sink_topics, source_topics
 
 NODE = "parser"

@@ -21,17 +21,17 @@ import time
 from redis.asyncio import Redis
 
 from streams.app import redis_client, settings
-from streams.batch_transport import RecordBatch
 from streams.mixer.adaptation import Adaptation
 from streams.mixer.components import Candidate, Query, SourceItem, ViewerContext
+from streams.mixer.engagement_model import ScoringModel
 from streams.mixer.score_updates import UserScore, ViewerChange, candidates_to_rescore, viewer_changes
 from streams.mixer.scorers import EngagementScorer
-from streams.mixer.scoring import ScoringModel
-from streams.node import fresh_events
-from streams.ranked_reader import RedisHydrator, load_adaptation
-from streams.served_outcomes import load_calibration
-from streams.serving_view import ServingReads
-from streams.sink import SinkBatch
+from streams.ranked.reader import RedisHydrator, load_adaptation
+from streams.ranked.served_outcomes import load_calibration
+from streams.runtime.batch_transport import RecordBatch
+from streams.runtime.node import fresh_events
+from streams.runtime.sink import SinkBatch
+from streams.serving.view import ServingReads
 from topologies import aggregator
 from topologies.topics import ROUTES, batch_agent, node_state, sink_topics
 

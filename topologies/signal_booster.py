@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.aggregates import RATE_HALF_LIFE as RANKING_HALF_LIFE
 from streams.app import redis_client, settings
-from streams.batch_transport import RecordBatch
-from streams.decay import HALF_LIVES
-from streams.node import EntityCodec, fresh_events, update_entities
-from streams.serving_view import ServingWrites
-from streams.signal_boost import SignalBoost, apply_signal, boost_features, decode, encode
-from streams.sink import SinkBatch
+from streams.features.aggregates import RATE_HALF_LIFE as RANKING_HALF_LIFE
+from streams.features.decay import HALF_LIVES
+from streams.features.signal_boost import SignalBoost, apply_signal, boost_features, decode, encode
+from streams.runtime.batch_transport import RecordBatch
+from streams.runtime.node import EntityCodec, fresh_events, update_entities
+from streams.runtime.sink import SinkBatch
+from streams.serving.view import ServingWrites
 from topologies.topics import ROUTES, batch_agent, node_state, sink_topics
 
 NODE = "signal_booster"

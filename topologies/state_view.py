@@ -12,9 +12,9 @@ from typing import Any, cast
 from faust.web import Request, Response, View
 
 from streams.app import app, settings
-from streams.follower_graph import FollowerGraph
-from streams.http_rules import HttpError, authorize, error_body, parse_id
-from streams.tweet_store import TweetStore
+from streams.graph.follower_graph import FollowerGraph
+from streams.graph.tweet_store import TweetStore
+from streams.http.rules import HttpError, authorize, error_body, parse_id
 from topologies import fanout
 
 RECENT_TWEETS = 20

@@ -12,9 +12,8 @@ from typing import Any
 from faust.web import Request, Response, View
 
 from streams.app import app, redis_client, settings
-from streams.auth import mint_token
-from streams.codec import encode_json
-from streams.http_rules import (
+from streams.http.auth import mint_token
+from streams.http.rules import (
     HttpError,
     RateLimiter,
     authorize,
@@ -24,17 +23,18 @@ from streams.http_rules import (
     parse_new_tweet,
     too_many_requests,
 )
-from streams.ranked_reader import RankedReader
-from streams.serving_view import ServingReads
+from streams.ingest.codec import encode_json
+from streams.ranked.reader import RankedReader
+from streams.serving.view import ServingReads
 from streams.snowflake import SnowflakeGenerator
-from streams.timeline_reader import NotReady, TimelineReader
-from streams.timeline_store import TimelineStore
+from streams.timelines.cache import TimelineCache
+from streams.timelines.reader import NotReady, TimelineReader
 from topologies.topics import source_topics
 
 read_limiter = RateLimiter(settings.read_rate)
 post_limiter = RateLimiter(settings.post_rate)
 tweet_ids = SnowflakeGenerator(settings.snowflake_worker)
-PAGE = (resources.files("streams") / "static" / "index.html").read_text("utf-8")
+PAGE = (resources.files("streams.http") / "static" / "index.html").read_text("utf-8")
 RETRY_NOT_READY_S = 2
 
 
@@ -42,7 +42,7 @@ def reader() -> TimelineReader:
     redis = redis_client()
     return TimelineReader(
         ServingReads(redis),
-        TimelineStore(redis, settings.timeline_max),
+        TimelineCache(redis, settings.timeline_max),
         settings.partitions,
         settings.active_days,
         settings.timeline_max,
@@ -54,7 +54,7 @@ def ranked_reader() -> RankedReader:
     return RankedReader(
         redis,
         reader(),
-        TimelineStore(redis, settings.timeline_max),
+        TimelineCache(redis, settings.timeline_max),
         settings.freeze_learning,
         settings.calibration_label_s * 1000,
     )

@@ -9,10 +9,10 @@ from faust.types import TP, StreamT, TopicT
 from mode.types.signals import BaseSignalT
 
 from streams.app import app, settings
-from streams.batch_transport import RecordBatch, batch_topic
-from streams.metrics import METRICS
-from streams.node import BATCH_MAX, NodeState
-from streams.schemas import SINK_TOPICS, SOURCE_TOPICS
+from streams.ingest.schemas import SINK_TOPICS, SOURCE_TOPICS
+from streams.runtime.batch_transport import RecordBatch, batch_topic
+from streams.runtime.metrics import METRICS
+from streams.runtime.node import BATCH_MAX, NodeState
 from streams.state.kafka_changelog import KafkaChangelog
 
 

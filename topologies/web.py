@@ -8,10 +8,10 @@ from typing import Any, cast
 from faust.web import Request, Response, View
 
 from streams.app import app, redis_client
-from streams.codec import encode_json
-from streams.metrics import METRICS
-from streams.ranked_reader import bucket_metrics
-from streams.served_outcomes import load_calibrator
+from streams.ingest.codec import encode_json
+from streams.ranked.reader import bucket_metrics
+from streams.ranked.served_outcomes import load_calibrator
+from streams.runtime.metrics import METRICS
 from topologies.topics import sink_topics
 
 AB_REPORT_INTERVAL_S = 60.0

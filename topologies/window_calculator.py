@@ -12,12 +12,12 @@ from __future__ import annotations
 import time
 
 from streams.app import settings
-from streams.batch_transport import RecordBatch
-from streams.metrics import METRICS
-from streams.node import fresh_events
-from streams.sink import SinkBatch
+from streams.features.windows import HoppingCounter, TumblingWindows
+from streams.runtime.batch_transport import RecordBatch
+from streams.runtime.metrics import METRICS
+from streams.runtime.node import fresh_events
+from streams.runtime.sink import SinkBatch
 from streams.state.partition_store import PartitionStore
-from streams.windows import HoppingCounter, TumblingWindows
 from topologies.topics import batch_agent, internal_topic, node_state, sink_topics
 
 NODE = "window_calculator"

@@ -23,7 +23,7 @@ posteriors overlap.
 - Metrics: `metrics()`, per bucket: served, engaged, rate, over the bucket's whole life.
 
 A learning bucket also learns per (viewer, author) weights from its viewers' feedback
-(`streams.mixer.feedback`). That, not the choice of weight vector, is what follows a viewer whose
+(`streams.mixer.viewer_feedback`). That, not the choice of weight vector, is what follows a viewer whose
 interests move: the best single vector here is worth a few percent (bench/RESULTS.md).
 """
 
@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
-from streams.decay import exponential
-from streams.mixer.scoring import TWITTER_WEIGHTS
+from streams.features.decay import exponential
+from streams.mixer.engagement_model import TWITTER_WEIGHTS
 
 STRATEGIES: Final[Mapping[str, Mapping[str, float]]] = MappingProxyType(
     {

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar, Literal, NamedTuple, Protocol
 
+from streams.mixer.engagement_model import TWITTER_WEIGHTS
 from streams.mixer.features import CandidateFeatures
-from streams.mixer.scoring import TWITTER_WEIGHTS
 
 ComponentKind = Literal["CandidateSource", "Filter", "Scorer", "Selector", "SideEffect"]
 Source = Literal["push", "pull", "trending"]

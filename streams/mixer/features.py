@@ -1,7 +1,7 @@
 """What the scorer reads of one candidate, and the names of the stored features it is read from.
 
 The aggregator keeps, per entity, a Redis string `hm:f:<entity>:<id>`: the `STORED_FIELDS` of
-`streams.aggregates.scoring_fields` (each scored kind's 24h-decayed count, the impressions and the
+`streams.features.aggregates.scoring_fields` (each scored kind's 24h-decayed count, the impressions and the
 time `ts` they are as of) packed by `pack_stored` as doubles in that order. The signal
 booster keeps `hm:f:signal:<tweet_id>` with `SIGNAL_FIELDS` (`boost`, `ts`). Strings, not hashes:
 a ranked request reads ~1,000 of them and one MGET is ~40x cheaper than as many HMGETs.
@@ -19,7 +19,7 @@ from typing import Final, NamedTuple, cast
 import numpy as np
 import numpy.typing as npt
 
-from streams.decay import HALF_LIVES, exponential_factors
+from streams.features.decay import HALF_LIVES, exponential_factors
 from streams.snowflake import snowflake_ms
 
 # The engagement kinds the scorer predicts; each is an `EngagementType` of engagement_events.
@@ -39,7 +39,7 @@ NEGATIVE_KINDS: Final[tuple[str, ...]] = ("not_interested", "report")
 class HomeFeatures:
     """Every stored name the mixer reads, in one place (after product-mixer's `HomeFeatures`)."""
 
-    # Entity types of `streams.redis_keys.features_key(entity_type, entity_id)`.
+    # Entity types of `streams.serving.keys.features_key(entity_type, entity_id)`.
     TWEET: Final = "tweet"  # engagements the tweet received; id = tweet id
     AUTHOR: Final = "author"  # engagements the author's tweets received; id = author id
     USER: Final = "user"  # engagements the viewer gave (habits); id = viewer id
@@ -161,7 +161,7 @@ class CandidateFeatures(NamedTuple):
     # Served to the viewer before: PreviouslyServed drops it when paging, ServedBefore demotes it
     # on a fresh request.
     served_before: bool = False
-    # The viewer's learnt weight on the author's positive engagements (`streams.mixer.feedback`);
+    # The viewer's learnt weight on the author's positive engagements (`streams.mixer.viewer_feedback`);
     # 1 outside a learning bucket and for an author with no feedback yet.
     feedback_lift: float = 1.0
 
@@ -254,7 +254,7 @@ def stored_counts_many(stored: Sequence[bytes | None], now_ms: int) -> list[Enti
 
 
 def entity_counts(fields: Mapping[str, float], now_ms: int) -> EntityCounts:
-    """An entity's fields as `streams.aggregates.scoring_fields` gives them, decoded as the read
+    """An entity's fields as `streams.features.aggregates.scoring_fields` gives them, decoded as the read
     path decodes their stored string (`stored_counts_many`)."""
     return stored_counts_many([pack_stored(fields, STORED_FIELDS)], now_ms)[0]
 

@@ -32,6 +32,7 @@ from streams.mixer.components import (
     SourceItem,
     ViewerContext,
 )
+from streams.mixer.engagement_model import ScoringModel
 from streams.mixer.filters import (
     BlockedOrMutedFilter,
     DeletedFilter,
@@ -40,7 +41,6 @@ from streams.mixer.filters import (
     RetweetDuplicateFilter,
 )
 from streams.mixer.scorers import EngagementScorer
-from streams.mixer.scoring import ScoringModel
 from streams.mixer.selectors import (
     AuthorDiversitySelector,
     OutOfNetworkSelector,

@@ -8,7 +8,7 @@ from typing import Final
 import numpy as np
 
 from streams.mixer.components import Candidate, Query, Scorer, ScoreResult
-from streams.mixer.scoring import (
+from streams.mixer.engagement_model import (
     PredictionRow,
     ScoringModel,
     calibrated,

@@ -15,7 +15,7 @@ from streams.mixer.adaptation import (
     total_fields,
 )
 from streams.mixer.components import PageItem, Query
-from streams.ranked_reader import (
+from streams.ranked.reader import (
     DISCOUNT,
     DISCOUNTED_AT,
     RedisServedRecorder,
@@ -23,7 +23,7 @@ from streams.ranked_reader import (
     load_adaptation,
     record_feedback,
 )
-from streams.redis_keys import adaptation_key, served_by_key, served_key
+from streams.serving.keys import adaptation_key, served_by_key, served_key
 from tests.harness import with_redis
 
 KEY = adaptation_key(ADAPTIVE)

@@ -13,8 +13,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from streams.auth import verify_token
-from streams.embedded import free_port
+from streams.dev.embedded import free_port
+from streams.http.auth import verify_token
 
 # The promise: `homemixer up --demo` is ready within 15 s.
 UP_READY_S = 15.0

@@ -19,12 +19,12 @@ from streams.mixer.features import (
     stored_counts_many,
     tweet_age_ms,
 )
-from streams.mixer.feedback import Evidence, fade_factor, feedback_lift
-from streams.ranked_reader import RedisHydrator
-from streams.redis_keys import features_key, served_key, tweet_key
-from streams.serving_view import UserContext
+from streams.mixer.viewer_feedback import Evidence, fade_factor, feedback_lift
+from streams.ranked.feedback_store import queue_learning
+from streams.ranked.reader import RedisHydrator
+from streams.serving.keys import features_key, served_key, tweet_key
+from streams.serving.view import UserContext
 from streams.snowflake import snowflake_at
-from streams.viewer_feedback import queue_learning
 from tests.harness import with_redis
 
 NOW_MS = 1_790_000_000_000

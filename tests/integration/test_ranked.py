@@ -13,7 +13,7 @@ import pytest
 from streams.mixer.adaptation import bucket_of
 from streams.mixer.calibration import SegmentedCalibrator, ServedPrediction, learn_outcome
 from streams.mixer.features import KINDS
-from streams.mixer.feedback import Evidence, feedback_lift, served_evidence
+from streams.mixer.viewer_feedback import Evidence, feedback_lift, served_evidence
 from tests.harness import Cluster
 from tests.integration.test_timelines import activity, get_timeline, graph, now_ms, seq, tweet
 

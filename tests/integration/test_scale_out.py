@@ -10,7 +10,7 @@ from collections import defaultdict
 
 import pytest
 
-from streams.auth import mint_token
+from streams.http.auth import mint_token
 from tests.harness import Cluster
 from tests.integration.test_timelines import activity, get_timeline, graph, tweet, tweet_ids
 

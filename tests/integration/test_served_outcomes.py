@@ -14,9 +14,8 @@ from streams.mixer.adaptation import bucket_of
 from streams.mixer.calibration import SegmentedCalibrator, ServedPrediction, learn_outcome
 from streams.mixer.components import PageItem
 from streams.mixer.features import KINDS
-from streams.mixer.feedback import expected_engaged
-from streams.redis_keys import CALIBRATION_PENDING, calibration_served_key, feedback_key
-from streams.served_outcomes import (
+from streams.mixer.viewer_feedback import expected_engaged
+from streams.ranked.served_outcomes import (
     FitRound,
     fit_calibration,
     load_calibration,
@@ -24,6 +23,7 @@ from streams.served_outcomes import (
     mark_outcomes,
     record_served_predictions,
 )
+from streams.serving.keys import CALIBRATION_PENDING, calibration_served_key, feedback_key
 from tests.harness import with_redis
 
 WINDOW_MS = 60_000
@@ -105,7 +105,7 @@ def test_lost_records_and_frozen_learning_forget_without_learning(redis_url: str
 def test_more_matured_items_than_a_round_are_all_learnt(
     redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("streams.served_outcomes.FIT_BATCH", 7)
+    monkeypatch.setattr("streams.ranked.served_outcomes.FIT_BATCH", 7)
 
     async def body(redis: Redis) -> None:
         page = [item(100 + i, True, 0.1) for i in range(20)]
@@ -138,7 +138,7 @@ def test_a_tweet_served_again_keeps_its_first_prediction_and_place(redis_url: st
 def test_the_queue_and_each_users_records_stay_bounded(
     redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("streams.served_outcomes.MAX_PENDING_PER_USER", 3)
+    monkeypatch.setattr("streams.ranked.served_outcomes.MAX_PENDING_PER_USER", 3)
 
     async def body(redis: Redis) -> None:
         await serve(redis, 1, [item(100 + i, True, 0.1) for i in range(5)])

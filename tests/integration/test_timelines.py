@@ -12,7 +12,7 @@ from typing import Any
 
 import redis
 
-from streams.auth import mint_token
+from streams.http.auth import mint_token
 from streams.snowflake import SnowflakeGenerator
 from tests.harness import Cluster, WorkerProcess
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from streams.ingest.schemas import topic_schema
 from streams.mixer.adaptation import bucket_of
+from streams.mixer.engagement_model import TWITTER_WEIGHTS, ScoringModel, predict, score
 from streams.mixer.features import CandidateFeatures, EntityCounts, tweet_age_ms
-from streams.mixer.scoring import TWITTER_WEIGHTS, ScoringModel, predict, score
-from streams.schemas import topic_schema
 from tests.harness import Cluster
 from tests.integration.test_ranked import engagement
 from tests.integration.test_timelines import activity, get_timeline, graph, now_ms, tweet

@@ -14,10 +14,10 @@ from streams.mixer.adaptation import bucket_of
 from streams.mixer.calibration import SegmentedCalibrator, ServedPrediction, learn_outcome
 from streams.mixer.components import PageItem
 from streams.mixer.features import KINDS
-from streams.mixer.feedback import FEEDBACK_HALF_LIFE_MS, Evidence, expected_engaged, feedback_lift
-from streams.redis_keys import CALIBRATION, feedback_key
-from streams.served_outcomes import FitRound, fit_calibration, mark_outcomes, record_served_predictions
-from streams.viewer_feedback import KEEP_MS, decode_lifts, lift_fields, queue_learning
+from streams.mixer.viewer_feedback import FEEDBACK_HALF_LIFE_MS, Evidence, expected_engaged, feedback_lift
+from streams.ranked.feedback_store import KEEP_MS, decode_lifts, lift_fields, queue_learning
+from streams.ranked.served_outcomes import FitRound, fit_calibration, mark_outcomes, record_served_predictions
+from streams.serving.keys import CALIBRATION, feedback_key
 from tests.harness import with_redis
 
 WINDOW_MS = 60_000
@@ -67,7 +67,7 @@ def test_each_sum_fades_to_its_own_latest_learning_and_faded_ones_are_swept(
         await learn(redis, LEARNER, 3 * HALF, {})  # nothing to learn: nothing written
         assert (await stored(redis, LEARNER))["viewer"][2] == HALF
         # over SWEEP_ABOVE fields a learning drops the sums faded below NEGLIGIBLE: 8 is at 0.00045
-        monkeypatch.setattr("streams.viewer_feedback.SWEEP_ABOVE", 3)
+        monkeypatch.setattr("streams.ranked.feedback_store.SWEEP_ABOVE", 3)
         await learn(redis, LEARNER, 2 * HALF, {9: Evidence(0.0, 0.0)})
         assert set(await stored(redis, LEARNER)) == {"7", "9", "viewer"}
         assert await redis.pttl(feedback_key(LEARNER)) == pytest.approx(KEEP_MS, abs=5_000)

@@ -1,10 +1,10 @@
 import pytest
 
-from streams.auth import mint_token, verify_token
-from streams.codec import EventDecoder
-from streams.demo import Workload
-from streams.metrics import Metrics
-from streams.parser import ParserLimits, SourceEvent, parse
+from streams.dev.demo import Workload
+from streams.http.auth import mint_token, verify_token
+from streams.ingest.codec import EventDecoder
+from streams.ingest.parser import ParserLimits, SourceEvent, parse
+from streams.runtime.metrics import Metrics
 from streams.snowflake import SnowflakeGenerator, snowflake_at, snowflake_ms
 
 

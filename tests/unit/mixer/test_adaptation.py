@@ -19,7 +19,7 @@ from streams.mixer.adaptation import (
     discounted_fields,
     feedback_increments,
 )
-from streams.mixer.scoring import TWITTER_WEIGHTS
+from streams.mixer.engagement_model import TWITTER_WEIGHTS
 
 TRUE_RATES = {
     "twitter": 0.05,

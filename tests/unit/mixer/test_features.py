@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.aggregates import apply, feature_vector, scoring_fields
+from streams.features.aggregates import apply, feature_vector, scoring_fields
 from streams.mixer.features import entity_counts
 
 DAY_MS = 86_400_000

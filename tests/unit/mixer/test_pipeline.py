@@ -20,6 +20,7 @@ from streams.mixer.components import (
     SourceItem,
     ViewerContext,
 )
+from streams.mixer.engagement_model import TWITTER_WEIGHTS, ScoringModel, predict, score
 from streams.mixer.features import CandidateFeatures, EntityCounts
 from streams.mixer.pipeline import (
     Page,
@@ -28,7 +29,6 @@ from streams.mixer.pipeline import (
     RankedPipelineConfig,
     ranked_pipeline_config,
 )
-from streams.mixer.scoring import TWITTER_WEIGHTS, ScoringModel, predict, score
 from tests.unit.mixer.factories import NOW_MS
 
 VIEWER = 42

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from streams.ingest.schemas import topic_schema
 from streams.mixer.score_updates import UserScore, ViewerChange, candidates_to_rescore, viewer_changes
-from streams.schemas import topic_schema
 
 
 def event(user: int, tweet: int, author: int, kind: str, ts: int) -> dict[str, Any]:

@@ -1,0 +1,287 @@
+"""What every stateful node shares: a RocksDB store per input partition, and batches of input
+messages filtered down to those whose effects are not yet in the store.
+
+A message at or below the store's recorded offset was applied before a crash; a message whose
+event id the store has seen was re-sent by an upstream node that crashed after sending. Both are
+skipped, so each event's effects land exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar, cast
+
+import orjson
+from faust.types import TP
+
+from streams.runtime.batch_transport import RecordBatch
+from streams.state import changelog
+from streams.state.dedup import Deduplicator
+from streams.state.partition_store import PartitionStore
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# The field the parser stamps on forwarded events: [source partition, source offset, index].
+SOURCE_POSITION = "_source_position"
+SOURCE_PREFIX = b"\x00source:"
+# Records per delivered batch: big enough to amortise a state commit (and Faust's per-message
+# machinery, which runs once per batch), small enough that a batch is a few ms of work.
+BATCH_MAX = 2000
+
+
+class Changelog(Protocol):
+    async def append(self, partition: int, record: bytes) -> int: ...
+
+    def replay(self, partition: int, after: int) -> AsyncIterator[tuple[int, bytes]]: ...
+
+
+class NodeState:
+    """The partition stores of one processing node, under `<data_dir>/<node>/`.
+
+    By default each input topic-partition has a store of its own. A `copartitioned` node reads
+    several topics keyed alike (same key, same partition count, written by our own producer) and
+    keeps one store per partition number for all of them, so that, say, an author's followers and
+    tweets sit side by side. Such a node must be one agent, so that no batch commits another's
+    half-done writes.
+
+    With a changelog, every commit goes to it before it is applied locally, and a store is
+    brought up to date from it when its partition is (re)assigned: state follows a partition to
+    whichever worker owns it, whatever that worker's disk holds.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        data_dir: Path,
+        dedup_retention_ms: int,
+        copartitioned: bool = False,
+        changelog: Changelog | None = None,
+    ) -> None:
+        self.name = name
+        self._root = data_dir / name
+        self._retention_ms = dedup_retention_ms
+        self._copartitioned = copartitioned
+        self._changelog = changelog
+        self._stores: dict[str, PartitionStore] = {}
+        self._dedups: dict[str, Deduplicator] = {}
+        self._caches: dict[str, Any] = {}
+        self._stale: set[str] = set()
+        self._standby: dict[str, PartitionStore] = {}
+        # Stores being opened (catching up): a standby pass must not open the same path again.
+        self._opening: set[str] = set()
+
+    def _store_name(self, tp: TP) -> str:
+        return f"p{tp.partition}" if self._copartitioned else f"{tp.topic}-{tp.partition}"
+
+    async def open(self, tps: Iterable[TP]) -> None:
+        """Open the stores of these partitions, replaying the changelog records each one lacks."""
+        for tp in tps:
+            name = self._store_name(tp)
+            if name in self._stale:
+                self._close(name)
+            if name in self._stores:
+                continue
+            self._opening.add(name)
+            try:
+                store = self._standby.pop(name, None) or PartitionStore(self._root / name)
+                await self._catch_up(name, tp.partition, store)
+                self._stores[name] = store
+            finally:
+                self._opening.discard(name)
+
+    async def warm(self, tps: Iterable[TP]) -> None:
+        """Keep standby copies of partitions this worker does not own current with the changelog,
+        so that taking one over replays only the last few records."""
+        for tp in tps:
+            name = self._store_name(tp)
+            if name in self._stores or name in self._opening:
+                continue  # owned here (the agent keeps it current), being opened, or just revoked
+            store = self._standby.get(name)
+            if store is None:
+                store = self._standby[name] = PartitionStore(self._root / name)
+            await self._catch_up(name, tp.partition, store)
+
+    @property
+    def standby_count(self) -> int:
+        return len(self._standby)
+
+    async def _catch_up(self, name: str, partition: int, store: PartitionStore) -> None:
+        if self._changelog is None:
+            return
+        replayed = 0
+        async for offset, record in self._changelog.replay(partition, store.changelog_offset()):
+            store_name, changes = changelog.decode(record)
+            if store_name == name:
+                store.apply(changes, offset)
+                replayed += 1
+        if replayed:
+            log.info("%s: %s caught up from %d changelog records", self.name, name, replayed)
+
+    def forget(self, tps: Iterable[TP]) -> None:
+        """Mark the stores of revoked partitions stale: another worker may change them before we
+        get them back, so `open` reopens them and catches up from the changelog. (Closing waits
+        for that `open`, which runs in the agent, never under a batch still using the store.)"""
+        self._stale.update(self._store_name(tp) for tp in tps)
+
+    def _close(self, name: str) -> None:
+        self._stale.discard(name)
+        store = self._stores.pop(name, None)
+        if store is not None:
+            store.close()
+        self._dedups.pop(name, None)
+        self._caches.pop(name, None)
+
+    def opened(self, tp: TP) -> PartitionStore | None:
+        """The partition's store if this worker has it open and current, else None."""
+        name = self._store_name(tp)
+        return None if name in self._stale else self._stores.get(name)
+
+    def store(self, tp: TP) -> PartitionStore:
+        name = self._store_name(tp)
+        store = self._stores.get(name)
+        if store is None:
+            if self._changelog is not None:
+                raise RuntimeError(f"{self.name}: store {name} used before open()")
+            store = self._stores[name] = PartitionStore(self._root / name)
+        return store
+
+    def cached(self, tp: TP, load: Callable[[PartitionStore], T]) -> T:
+        """A decoded object derived from a partition's store, dropped with the store on revoke."""
+        name = self._store_name(tp)
+        if name not in self._caches:
+            self._caches[name] = load(self.store(tp))
+        return cast(T, self._caches[name])
+
+    def dedup(self, tp: TP) -> Deduplicator:
+        name = self._store_name(tp)
+        dedup = self._dedups.get(name)
+        if dedup is None:
+            dedup = self._dedups[name] = Deduplicator(self.store(tp), self._retention_ms)
+        return dedup
+
+    def advance_source(self, tp: TP, position: list[int]) -> bool:
+        """Record an event's source position; False when the store already applied it."""
+        partition, offset, index = position
+        key = SOURCE_PREFIX + f"{tp.topic}/{partition}".encode()
+        store = self.store(tp)
+        seen = store.get(key)
+        if seen is not None:
+            seen_offset, seen_index = (int(x) for x in seen.split(b":"))
+            if (offset, index) <= (seen_offset, seen_index):
+                return False
+        store.put(key, f"{offset}:{index}".encode())
+        return True
+
+    def already_applied(self, tp: TP, offset: int) -> bool:
+        """True for a message redelivered after a crash: its effects are already in the store."""
+        return offset <= self.store(tp).applied_offset(tp.topic)
+
+    async def commit(self, last_offsets: dict[TP, int]) -> None:
+        """Commit each touched store: to the changelog first, then locally, atomically."""
+        offsets_by_store: dict[str, dict[str, int]] = {}
+        partition_of: dict[str, int] = {}
+        for tp, offset in last_offsets.items():
+            name = self._store_name(tp)
+            if name in self._dedups:  # only the parser checks event ids
+                self._dedups[name].expire()
+            offsets_by_store.setdefault(name, {})[tp.topic] = offset
+            partition_of[name] = tp.partition
+        pending = {
+            name: self._stores[name].take_changes(offsets) for name, offsets in offsets_by_store.items()
+        }
+        if self._changelog is None:
+            for name, changes in pending.items():
+                self._stores[name].apply(changes)
+            return
+        written = await asyncio.gather(
+            *(
+                self._changelog.append(partition_of[name], changelog.encode(name, changes))
+                for name, changes in pending.items()
+            )
+        )
+        for (name, changes), offset in zip(pending.items(), written, strict=True):
+            self._stores[name].apply(changes, offset)
+
+    def close(self) -> None:
+        for name in list(self._stores):
+            self._close(name)
+
+
+@dataclass
+class PartitionBatch:
+    """The new events of one input partition in one batch, oldest first."""
+
+    tp: TP
+    store: PartitionStore
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Batch:
+    partitions: dict[TP, PartitionBatch] = field(default_factory=dict)
+    last_offsets: dict[TP, int] = field(default_factory=dict)
+
+
+def fresh_events(node: NodeState, records: RecordBatch) -> Batch:
+    """Decode one batch of internal-topic records (trusted JSON events), dropping replays.
+
+    The parser stamps every event it forwards with its source position (partition, offset,
+    index); it consumes each source partition in order, and one producer keeps that order in each
+    internal partition. So an event at or below the highest position a store has applied from
+    that source partition is one a restarted parser sent again, whatever its event time.
+    """
+    batch = Batch()
+    tp = records.tp
+    for record in records.records:
+        if node.already_applied(tp, record.offset):
+            continue
+        batch.last_offsets[tp] = record.offset
+        event: dict[str, Any] = orjson.loads(record.value or b"{}")
+        position = event.pop(SOURCE_POSITION, None)
+        if position is not None and not node.advance_source(tp, position):
+            continue
+        part = batch.partitions.get(tp)
+        if part is None:
+            part = batch.partitions[tp] = PartitionBatch(tp, node.store(tp))
+        part.events.append(event)
+    return batch
+
+
+Key = TypeVar("Key", bound=Hashable)
+State = TypeVar("State")
+
+
+@dataclass(frozen=True)
+class EntityCodec(Generic[Key, State]):
+    """How one node keeps a per-entity state in its store."""
+
+    key: Callable[[Key], bytes]
+    decode: Callable[[bytes], State]
+    encode: Callable[[State], bytes]
+
+
+def update_entities(
+    store: PartitionStore,
+    events: Iterable[dict[str, Any]],
+    keys_of: Callable[[dict[str, Any]], Iterable[Key]],
+    codec: EntityCodec[Key, State],
+    fold: Callable[[State | None, dict[str, Any]], State],
+) -> dict[Key, State]:
+    """Fold each event into the state of every entity it touches (each state read and decoded
+    once per batch), write the new states back, and return them by entity."""
+    touched: dict[Key, State] = {}
+    for event in events:
+        for key in keys_of(event):
+            current = touched.get(key)
+            if current is None:
+                stored = store.get(codec.key(key))
+                current = None if stored is None else codec.decode(stored)
+            touched[key] = fold(current, event)
+    for key, state in touched.items():
+        store.put(codec.key(key), codec.encode(state))
+    return touched

@@ -1,0 +1,222 @@
+"""What the read path needs, kept in Redis by the nodes that own it, and read back in few round trips.
+
+`ServingWrites` collects one batch's writes into a single pipeline; every write is idempotent
+(set and sorted-set membership, hash fields), so a batch replayed after a crash leaves Redis as
+it was. `ServingReads` answers the read path's questions about one user.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.typing import EncodableT, FieldT
+
+from streams.graph.follower_graph import Relation
+from streams.graph.tweet_store import Tweet
+from streams.mixer.features import pack_stored, stored_layout
+from streams.serving.keys import (
+    ACTIVE,
+    CELEBRITIES,
+    TRENDING,
+    authored_key,
+    blocked_by_key,
+    blocks_key,
+    features_key,
+    following_key,
+    mutes_key,
+    not_interested_key,
+    ready_key,
+    timeline_key,
+    tweet_key,
+)
+
+# Trending candidates kept for the out-of-network source: far more than a page needs.
+TRENDING_KEEP = 1000
+# Extra rows per authored-tweets read: scores are doubles, so a few ids next to `max_id` can share
+# its score and are filtered out here rather than by Redis.
+READ_SLACK = 8
+
+
+def float_fields(raw: Mapping[Any, Any]) -> dict[str, float]:
+    """A Redis hash of numbers, as HGETALL returns it (bytes), as floats by field name."""
+    return {(k.decode() if isinstance(k, bytes) else k): float(v) for k, v in raw.items()}
+
+
+class ServingWrites:
+    def __init__(self, redis: Redis, keep_per_author: int) -> None:
+        self._pipe = redis.pipeline(transaction=False)
+        self._keep = keep_per_author
+        self._pending = 0
+
+    def _count(self, n: int = 1) -> None:
+        self._pending += n
+
+    def following(self, user: int, followee: int, present: bool) -> None:
+        key = following_key(user)
+        self._pipe.sadd(key, followee) if present else self._pipe.srem(key, followee)
+        self._count()
+
+    def relation(self, relation: Relation, user: int, other: int, present: bool) -> None:
+        if relation is Relation.BLOCK:
+            pairs = [(blocks_key(user), other), (blocked_by_key(other), user)]
+        else:
+            pairs = [(mutes_key(user), other)]
+        for key, member in pairs:
+            self._pipe.sadd(key, member) if present else self._pipe.srem(key, member)
+        self._count(len(pairs))
+
+    def celebrity(self, user: int, present: bool) -> None:
+        self._pipe.sadd(CELEBRITIES, user) if present else self._pipe.srem(CELEBRITIES, user)
+        self._count()
+
+    def tweet(self, tweet: Tweet) -> None:
+        fields: dict[FieldT, EncodableT] = {k: v for k, v in vars(tweet).items() if v is not None}
+        self._pipe.hset(tweet_key(tweet.tweet_id), mapping=fields)
+        self._pipe.zadd(authored_key(tweet.author_id), {str(tweet.tweet_id): tweet.tweet_id})
+        self._pipe.zremrangebyrank(authored_key(tweet.author_id), 0, -(self._keep + 1))
+        self._count(3)
+
+    def delete_tweet(self, tweet_id: int, author_id: int) -> None:
+        self._pipe.delete(tweet_key(tweet_id))
+        self._pipe.zrem(authored_key(author_id), str(tweet_id))
+        self._count(2)
+
+    def activity(self, last_active: Mapping[int, int]) -> None:
+        if last_active:
+            self._pipe.zadd(ACTIVE, {str(u): ts for u, ts in last_active.items()}, gt=True)
+            self._count()
+
+    def invalidate_timelines(self, users: Iterable[int]) -> None:
+        """Drop materialised timelines so that the next read rebuilds them complete."""
+        keys = [timeline_key(u) for u in users]
+        if keys:
+            self._pipe.delete(*keys)
+            self._count()
+
+    def features(self, entity_type: str, entity_id: str, values: Mapping[str, float]) -> None:
+        """The scorer's view of an entity (a few decayed counts and their time), replaced whole."""
+        if values:
+            packed = pack_stored(values, stored_layout(entity_type))
+            self._pipe.set(features_key(entity_type, entity_id), packed)
+            self._count()
+
+    def trending(self, tweet_id: int, boost: float) -> None:
+        self._pipe.zadd(TRENDING, {str(tweet_id): boost})
+        self._pipe.zremrangebyrank(TRENDING, 0, -(TRENDING_KEEP + 1))
+        self._count(2)
+
+    def not_interested(self, user: int, author: int) -> None:
+        self._pipe.sadd(not_interested_key(user), author)
+        self._count()
+
+    def ready(self, partition: int) -> None:
+        self._pipe.set(ready_key(partition), 1)
+        self._count()
+
+    async def execute(self) -> None:
+        if self._pending:
+            await self._pipe.execute()
+            self._pending = 0
+
+
+@dataclass(frozen=True)
+class UserContext:
+    following: set[int]
+    celebrities: set[int]
+    hidden: set[int]
+    last_active_ms: int | None
+    # Authors the user said `not_interested` in: only ranked reads filter them.
+    not_interested: set[int]
+
+
+HGETALL_MANY = (
+    "local out = {} for i, key in ipairs(KEYS) do out[i] = redis.call('HGETALL', key) end return out"
+)
+
+
+def _queue_user_context(pipe: Pipeline, user: int) -> None:
+    pipe.smembers(following_key(user))
+    pipe.sinter([following_key(user), CELEBRITIES])
+    pipe.sunion([blocks_key(user), blocked_by_key(user), mutes_key(user)])
+    pipe.zscore(ACTIVE, str(user))
+    pipe.smembers(not_interested_key(user))
+
+
+def _user_context(replies: Sequence[Any]) -> UserContext:
+    following, celebrities, hidden, active, not_interested = replies
+    return UserContext(
+        following={int(x) for x in following},
+        celebrities={int(x) for x in celebrities},
+        hidden={int(x) for x in hidden},
+        last_active_ms=None if active is None else int(active),
+        not_interested={int(x) for x in not_interested},
+    )
+
+
+@dataclass(frozen=True)
+class OpenedRead:
+    ready: bool
+    context: UserContext
+    # The home timeline is in Redis (it may still need a rebuild if the user was inactive).
+    materialised: bool
+
+
+class ServingReads:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    async def user_context(self, user: int) -> UserContext:
+        pipe = self._redis.pipeline(transaction=False)
+        _queue_user_context(pipe, user)
+        return _user_context(await pipe.execute())
+
+    async def open_read(self, user: int, now_ms: int, partitions: int) -> OpenedRead:
+        """What a timeline read needs first, in one round trip: whether the Redis view is ready
+        (every partition's part is in; not while it is restored after a Redis loss), the user's
+        context as it was before this read, and whether the home timeline is materialised. Marks
+        the user active, after reading when they last were."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.exists(*(ready_key(p) for p in range(partitions)))
+        _queue_user_context(pipe, user)
+        pipe.exists(timeline_key(user))
+        pipe.zadd(ACTIVE, {str(user): now_ms}, gt=True)
+        present, *context, materialised, _ = await pipe.execute()
+        return OpenedRead(present == partitions, _user_context(context), bool(materialised))
+
+    async def last_active(self, users: Sequence[int]) -> list[int | None]:
+        if not users:
+            return []
+        scores: list[float | None] = await self._redis.zmscore(ACTIVE, [str(u) for u in users])
+        return [None if s is None else int(s) for s in scores]
+
+    async def authored(self, authors: Sequence[int], limit: int, max_id: int | None) -> dict[int, list[int]]:
+        """Each author's newest tweet ids below `max_id`, newest first, at most `limit` each."""
+        pipe = self._redis.pipeline(transaction=False)
+        for author in authors:
+            top = "+inf" if max_id is None else max_id
+            pipe.zrevrangebyscore(authored_key(author), top, "-inf", start=0, num=limit + READ_SLACK)
+        results = await pipe.execute()
+        out: dict[int, list[int]] = {}
+        for author, raw in zip(authors, results, strict=True):
+            ids = sorted((int(x) for x in raw), reverse=True)
+            out[author] = [t for t in ids if max_id is None or t < max_id][:limit]
+        return out
+
+    async def tweets(self, tweet_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """Hydrated tweets by id; a deleted (or unknown) tweet is absent."""
+        ids = list(dict.fromkeys(tweet_ids))
+        if not ids:
+            return {}
+        # One script call: a pipeline packs and parses one command per tweet in Python.
+        rows: list[list[bytes]] = await self._redis.eval(
+            HGETALL_MANY, len(ids), *(tweet_key(tweet_id) for tweet_id in ids)
+        )
+        found: dict[int, dict[str, Any]] = {}
+        for tweet_id, row in zip(ids, rows, strict=True):
+            if row:
+                found[tweet_id] = {k.decode(): v.decode() for k, v in zip(row[::2], row[1::2], strict=True)}
+        return found
