@@ -32,6 +32,7 @@ from streams.runtime.batch_transport import RecordBatch
 from streams.runtime.node import EntityCodec, fresh_events, update_entities
 from streams.runtime.sink import SinkBatch
 from streams.serving.view import ServingWrites
+from streams.state.keys import counts_key
 from topologies.topics import ROUTES, batch_agent, node_state, sink_topics
 
 NODE = "aggregator"
@@ -60,9 +61,7 @@ def with_performance(entity_type: str, features: dict[str, float]) -> dict[str, 
     return features
 
 
-CODEC: EntityCodec[Entity, DecayedCounts] = EntityCodec(
-    lambda entity: f"agg:{entity[0]}:{entity[1]}".encode(), decode, encode
-)
+CODEC: EntityCodec[Entity, DecayedCounts] = EntityCodec(lambda entity: counts_key(*entity), decode, encode)
 
 
 def count_engagement(counts: DecayedCounts | None, event: dict[str, Any]) -> DecayedCounts:

@@ -25,7 +25,7 @@ from typing import Any
 from faust.types import TP
 
 from streams.app import app, redis_client, settings
-from streams.graph.follower_graph import FOLLOWING, Crossing, FollowerGraph, Relation, celebrity_crossing
+from streams.graph.follower_graph import Crossing, FollowerGraph, Relation, celebrity_crossing
 from streams.graph.tweet_store import Tweet, TweetStore
 from streams.runtime.batch_transport import RecordBatch, batch_topic
 from streams.runtime.node import BATCH_MAX, fresh_events
@@ -33,6 +33,7 @@ from streams.runtime.sink import SinkBatch
 from streams.serving.keys import ready_key
 from streams.serving.view import ServingReads, ServingWrites
 from streams.snowflake import snowflake_ms
+from streams.state.keys import Graph
 from streams.state.partition_store import PartitionStore
 from streams.timelines.cache import TimelineCache
 from topologies.topics import ROUTES, batch_agent, node_state, sink_topics
@@ -228,14 +229,13 @@ async def restore_partition(partition: int, store: PartitionStore) -> None:
     graph = FollowerGraph(store)
     tweets = TweetStore(store, settings.timeline_max)
     writes = ServingWrites(redis_client(), settings.timeline_max)
-    for user, followee in graph.users_with(FOLLOWING):
+    for user, followee in graph.users_with(Graph.FOLLOWING):
         writes.following(user, followee, True)
     for relation in Relation:
         for user, other in graph.users_with(relation.value):
             writes.relation(relation, user, other, True)
-    for key, raw in store.scan_prefix(b"fc:"):
-        if int(raw) >= settings.celebrity_threshold:
-            writes.celebrity(int(key[3:]), True)
+    for user in graph.celebrities(settings.celebrity_threshold):
+        writes.celebrity(user, True)
     for tweet in tweets.all_tweets():
         writes.tweet(tweet)
     writes.ready(partition)

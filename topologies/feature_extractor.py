@@ -11,6 +11,7 @@ from streams.features.user_activity import UserActivity, activity_features, appl
 from streams.runtime.batch_transport import RecordBatch
 from streams.runtime.node import EntityCodec, fresh_events, update_entities
 from streams.runtime.sink import SinkBatch
+from streams.state.keys import activity_key
 from topologies.topics import ROUTES, batch_agent, node_state, sink_topics
 
 NODE = "feature_extractor"
@@ -20,7 +21,7 @@ state = node_state(NODE, [activity_topic.get_topic_name()])
 features_topic = sink_topics["real_time_features"]
 
 
-CODEC: EntityCodec[int, UserActivity] = EntityCodec(lambda user: f"activity:{user}".encode(), decode, encode)
+CODEC: EntityCodec[int, UserActivity] = EntityCodec(activity_key, decode, encode)
 
 
 async def process_batch(records: RecordBatch) -> None:

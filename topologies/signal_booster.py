@@ -18,6 +18,7 @@ from streams.runtime.batch_transport import RecordBatch
 from streams.runtime.node import EntityCodec, fresh_events, update_entities
 from streams.runtime.sink import SinkBatch
 from streams.serving.view import ServingWrites
+from streams.state.keys import boost_key
 from topologies.topics import ROUTES, batch_agent, node_state, sink_topics
 
 NODE = "signal_booster"
@@ -27,7 +28,7 @@ state = node_state(NODE, [signals_topic.get_topic_name()])
 features_topic = sink_topics["real_time_features"]
 
 
-CODEC: EntityCodec[int, SignalBoost] = EntityCodec(lambda tweet: f"boost:{tweet}".encode(), decode, encode)
+CODEC: EntityCodec[int, SignalBoost] = EntityCodec(boost_key, decode, encode)
 
 
 def add_signal(boost: SignalBoost | None, event: dict[str, Any]) -> SignalBoost:

@@ -17,11 +17,11 @@ from streams.runtime.batch_transport import RecordBatch
 from streams.runtime.metrics import METRICS
 from streams.runtime.node import fresh_events
 from streams.runtime.sink import SinkBatch
+from streams.state.keys import CONTENT_WINDOWS, velocity_key
 from streams.state.partition_store import PartitionStore
 from topologies.topics import batch_agent, internal_topic, node_state, sink_topics
 
 NODE = "window_calculator"
-WINDOWS_KEY = b"windows:content_metrics"
 
 by_tweet = internal_topic("engagements-by-tweet")
 state = node_state(NODE, [by_tweet.get_topic_name()])
@@ -34,17 +34,13 @@ system_topic = sink_topics["system_events"]
 METRICS.describe("homemixer_late_events_total", "counter", "Engagements later than the window grace.")
 
 
-def _velocity_key(tweet_id: int) -> bytes:
-    return f"velocity:{tweet_id}".encode()
-
-
 def load_velocity(store: PartitionStore, tweet_id: int) -> HoppingCounter:
-    stored = store.get(_velocity_key(tweet_id))
+    stored = store.get(velocity_key(tweet_id))
     return HoppingCounter() if stored is None else HoppingCounter.decode(stored)
 
 
 def load_windows(store: PartitionStore) -> TumblingWindows:
-    stored = store.get(WINDOWS_KEY)
+    stored = store.get(CONTENT_WINDOWS)
     if stored is None:
         return TumblingWindows(settings.metrics_window_s * 1000, settings.grace_s * 1000)
     return TumblingWindows.decode(stored)
@@ -72,9 +68,9 @@ async def process_batch(records: RecordBatch) -> None:
                 outputs.add(system_topic, NODE, late_event(event, result.watermark, now_ms))
         for closed in windows.advance():
             outputs.add(metrics_topic, str(closed.tweet_id), closed.to_record())
-        part.store.put(WINDOWS_KEY, windows.encode())
+        part.store.put(CONTENT_WINDOWS, windows.encode())
         for tweet_id, (counter, latest) in velocities.items():
-            part.store.put(_velocity_key(tweet_id), counter.encode())
+            part.store.put(velocity_key(tweet_id), counter.encode())
             velocity = {VELOCITY_FEATURE: float(counter.velocity(latest))}
             outputs.add_features(features_topic, "tweet", str(tweet_id), latest, velocity)
     await outputs.send_and_wait()

@@ -11,18 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from enum import Enum
 
+from streams.state.keys import Graph, count_key, edge_key, edges_prefix, parse_count_key, parse_edge
 from streams.state.partition_store import PartitionStore
-
-FOLLOWERS = "fw"  # fw:<user>:<follower>
-FOLLOWER_COUNT = "fc"  # fc:<user>
-FOLLOWING = "fo"  # fo:<user>:<followee>
-FOLLOWING_COUNT = "gc"  # gc:<user>
-MUTUAL_COUNT = "mc"  # mc:<user>: users who follow the user and whom the user follows
 
 
 class Relation(Enum):
-    BLOCK = "bk"  # bk:<user>:<blocked>
-    MUTE = "mu"  # mu:<user>:<muted>
+    """An edge the follower keeps about another user, named by its key kind."""
+
+    BLOCK = Graph.BLOCKS
+    MUTE = Graph.MUTES
 
 
 class Crossing(Enum):
@@ -39,25 +36,17 @@ def celebrity_crossing(before: int, after: int, threshold: int) -> Crossing | No
     return None
 
 
-def _edge(kind: str, user: int, other: int) -> bytes:
-    return f"{kind}:{user}:{other}".encode()
-
-
-def _count_key(kind: str, user: int) -> bytes:
-    return f"{kind}:{user}".encode()
-
-
 class FollowerGraph:
     def __init__(self, store: PartitionStore) -> None:
         self._store = store
 
-    def _count(self, kind: str, user: int) -> int:
-        raw = self._store.get(_count_key(kind, user))
+    def _count(self, kind: Graph, user: int) -> int:
+        raw = self._store.get(count_key(kind, user))
         return 0 if raw is None else int(raw)
 
-    def _set_edge(self, kind: str, count_kind: str | None, user: int, other: int, present: bool) -> bool:
+    def _set_edge(self, kind: Graph, count_kind: Graph | None, user: int, other: int, present: bool) -> bool:
         """Add or remove one edge; True when that changed anything (replays change nothing)."""
-        key = _edge(kind, user, other)
+        key = edge_key(kind, user, other)
         if (self._store.get(key) is not None) == present:
             return False
         if present:
@@ -66,30 +55,30 @@ class FollowerGraph:
             self._store.delete(key)
         if count_kind is not None:
             count = self._count(count_kind, user) + (1 if present else -1)
-            self._store.put(_count_key(count_kind, user), str(count).encode())
+            self._store.put(count_key(count_kind, user), str(count).encode())
         return True
 
     def set_follower(self, user: int, follower: int, present: bool) -> bool:
-        changed = self._set_edge(FOLLOWERS, FOLLOWER_COUNT, user, follower, present)
-        if changed and self._has(FOLLOWING, user, follower):
+        changed = self._set_edge(Graph.FOLLOWERS, Graph.FOLLOWER_COUNT, user, follower, present)
+        if changed and self._has(Graph.FOLLOWING, user, follower):
             self._add_mutual(user, 1 if present else -1)
         return changed
 
     def set_following(self, user: int, followee: int, present: bool) -> bool:
-        changed = self._set_edge(FOLLOWING, FOLLOWING_COUNT, user, followee, present)
-        if changed and self._has(FOLLOWERS, user, followee):
+        changed = self._set_edge(Graph.FOLLOWING, Graph.FOLLOWING_COUNT, user, followee, present)
+        if changed and self._has(Graph.FOLLOWERS, user, followee):
             self._add_mutual(user, 1 if present else -1)
         return changed
 
-    def _has(self, kind: str, user: int, other: int) -> bool:
-        return self._store.get(_edge(kind, user, other)) is not None
+    def _has(self, kind: Graph, user: int, other: int) -> bool:
+        return self._store.get(edge_key(kind, user, other)) is not None
 
     def _add_mutual(self, user: int, delta: int) -> None:
-        count = self._count(MUTUAL_COUNT, user) + delta
-        self._store.put(_count_key(MUTUAL_COUNT, user), str(count).encode())
+        count = self._count(Graph.MUTUAL_COUNT, user) + delta
+        self._store.put(count_key(Graph.MUTUAL_COUNT, user), str(count).encode())
 
     def mutual_count(self, user: int) -> int:
-        return self._count(MUTUAL_COUNT, user)
+        return self._count(Graph.MUTUAL_COUNT, user)
 
     def social_features(self, user: int) -> dict[str, float]:
         """The social-graph feature family of a user (names in schemas/FEATURES.md)."""
@@ -103,27 +92,31 @@ class FollowerGraph:
         return self._set_edge(relation.value, None, user, other, present)
 
     def follower_count(self, user: int) -> int:
-        return self._count(FOLLOWER_COUNT, user)
+        return self._count(Graph.FOLLOWER_COUNT, user)
 
     def following_count(self, user: int) -> int:
-        return self._count(FOLLOWING_COUNT, user)
+        return self._count(Graph.FOLLOWING_COUNT, user)
 
     def followers(self, user: int) -> Iterator[int]:
-        return self._others(FOLLOWERS, user)
+        return self._others(Graph.FOLLOWERS, user)
 
     def following(self, user: int) -> Iterator[int]:
-        return self._others(FOLLOWING, user)
+        return self._others(Graph.FOLLOWING, user)
 
     def related(self, relation: Relation, user: int) -> Iterator[int]:
         return self._others(relation.value, user)
 
-    def _others(self, kind: str, user: int) -> Iterator[int]:
-        prefix = f"{kind}:{user}:".encode()
-        for key, _ in self._store.scan_prefix(prefix):
-            yield int(key[len(prefix) :])
+    def _others(self, kind: Graph, user: int) -> Iterator[int]:
+        for key, _ in self._store.scan_prefix(edges_prefix(kind, user)):
+            yield parse_edge(key)[1]
 
-    def users_with(self, kind: str) -> Iterator[tuple[int, int]]:
+    def users_with(self, kind: Graph) -> Iterator[tuple[int, int]]:
         """(user, other) for every edge of `kind` in the partition: for re-materialising Redis."""
-        for key, _ in self._store.scan_prefix(f"{kind}:".encode()):
-            _, user, other = key.decode().split(":")
-            yield int(user), int(other)
+        for key, _ in self._store.scan_prefix(edges_prefix(kind)):
+            yield parse_edge(key)
+
+    def celebrities(self, threshold: int) -> Iterator[int]:
+        """Every user of the partition with at least `threshold` followers."""
+        for key, raw in self._store.scan_prefix(edges_prefix(Graph.FOLLOWER_COUNT)):
+            if int(raw) >= threshold:
+                yield parse_count_key(key)

@@ -21,6 +21,7 @@ from faust.types import TP
 from streams.runtime.batch_transport import RecordBatch
 from streams.state import changelog
 from streams.state.dedup import Deduplicator
+from streams.state.keys import source_position_key
 from streams.state.partition_store import PartitionStore
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,6 @@ T = TypeVar("T")
 
 # The field the parser stamps on forwarded events: [source partition, source offset, index].
 SOURCE_POSITION = "_source_position"
-SOURCE_PREFIX = b"\x00source:"
 # Records per delivered batch: big enough to amortise a state commit (and Faust's per-message
 # machinery, which runs once per batch), small enough that a batch is a few ms of work.
 BATCH_MAX = 2000
@@ -167,7 +167,7 @@ class NodeState:
     def advance_source(self, tp: TP, position: list[int]) -> bool:
         """Record an event's source position; False when the store already applied it."""
         partition, offset, index = position
-        key = SOURCE_PREFIX + f"{tp.topic}/{partition}".encode()
+        key = source_position_key(tp.topic, partition)
         store = self.store(tp)
         seen = store.get(key)
         if seen is not None:

@@ -12,14 +12,11 @@ caller decides (the parser dead-letters it, so that no duplicate can slip throug
 from __future__ import annotations
 
 import enum
-import struct
 
+from streams.state.keys import DEDUP_WATERMARK, dedup_bucket_key, dedup_key
 from streams.state.partition_store import PartitionStore
 
-PREFIX = b"dedup:"
-WATERMARK_KEY = b"\x00dedup-watermark"
 BUCKET_MS = 3_600_000
-_BUCKET = struct.Struct(">q")
 _LOWEST = -(2**62)
 
 
@@ -29,16 +26,11 @@ class Seen(enum.Enum):
     TOO_OLD = "too_old"
 
 
-def _bucket_key(bucket: int) -> bytes:
-    # Shift so that negative buckets still sort before positive ones in RocksDB's byte order.
-    return PREFIX + _BUCKET.pack(bucket + 2**62)
-
-
 class Deduplicator:
     def __init__(self, store: PartitionStore, retention_ms: int) -> None:
         self._store = store
         self._retention_ms = retention_ms
-        stored = store.get(WATERMARK_KEY)
+        stored = store.get(DEDUP_WATERMARK)
         self._watermark = _LOWEST if stored is None else int(stored)
         self._expired_below = _LOWEST
 
@@ -51,7 +43,7 @@ class Deduplicator:
         """Whether this (event id, ts) is new, and remember it when it is."""
         if ts < self.horizon_ms:
             return Seen.TOO_OLD
-        key = _bucket_key(ts // BUCKET_MS) + b":" + event_id.encode()
+        key = dedup_key(ts // BUCKET_MS, event_id)
         if self._store.get(key) is not None:
             return Seen.DUPLICATE
         self._store.put(key, b"")
@@ -62,6 +54,6 @@ class Deduplicator:
         """Forget ids whose hour ended before the horizon; stage the watermark for the commit."""
         below = self.horizon_ms // BUCKET_MS
         if below > self._expired_below:
-            self._store.delete_range(_bucket_key(_LOWEST), _bucket_key(below))
+            self._store.delete_range(dedup_bucket_key(_LOWEST), dedup_bucket_key(below))
             self._expired_below = below
-        self._store.put(WATERMARK_KEY, str(self._watermark).encode())
+        self._store.put(DEDUP_WATERMARK, str(self._watermark).encode())

@@ -15,8 +15,8 @@ from typing import cast
 
 from rocksdict import Options, Rdict, WriteBatch
 
-OFFSET_PREFIX = b"\x00offset:"
-CHANGELOG_OFFSET = b"\x00changelog-offset"
+from streams.state.keys import CHANGELOG_OFFSET, applied_offset_key
+
 _DELETED = None
 
 
@@ -84,7 +84,7 @@ class PartitionStore:
         """Offset of the last message of `topic` reflected in this store, or -1 for none."""
         offset = self._offsets.get(topic)
         if offset is None:
-            raw = self._db.get(OFFSET_PREFIX + topic.encode())
+            raw = self._db.get(applied_offset_key(topic))
             offset = self._offsets[topic] = -1 if raw is None else int(raw)
         return offset
 
@@ -111,7 +111,7 @@ class PartitionStore:
             else:
                 batch.put(key, value)
         for topic, offset in changes.offsets.items():
-            batch.put(OFFSET_PREFIX + topic.encode(), str(offset).encode())
+            batch.put(applied_offset_key(topic), str(offset).encode())
         if changelog_offset is not None:
             batch.put(CHANGELOG_OFFSET, str(changelog_offset).encode())
         self._db.write(batch)

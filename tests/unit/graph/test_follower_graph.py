@@ -3,6 +3,7 @@ from pathlib import Path
 
 from streams.graph.follower_graph import Crossing, FollowerGraph, Relation, celebrity_crossing
 from streams.graph.tweet_store import Tweet, TweetStore
+from streams.state.keys import Graph
 from streams.state.partition_store import PartitionStore
 
 
@@ -35,7 +36,7 @@ def test_relations_and_following_are_kept_apart(tmp_path: Path) -> None:
     assert list(graph.related(Relation.BLOCK, 1)) == [3]
     assert list(graph.related(Relation.MUTE, 1)) == [4]
     assert graph.set_relation(Relation.MUTE, 1, 4, False) and not list(graph.related(Relation.MUTE, 1))
-    assert sorted(graph.users_with("fo")) == [(1, 2)]
+    assert sorted(graph.users_with(Graph.FOLLOWING)) == [(1, 2)]
 
 
 def test_celebrity_crossing_either_way() -> None:
