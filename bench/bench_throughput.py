@@ -185,10 +185,10 @@ def child_batch(port: int, target: int, out: Path, data_dir: Path, mode: str) ->
     from streams.ingest.codec import EventDecoder
     from streams.ingest.parser import ParserLimits, SourceEvent, parse
     from streams.runtime.batch_transport import RecordBatch, batch_broker_url, batch_topic
-    from streams.runtime.node import NodeState
     from streams.runtime.sink import SinkBatch
     from streams.state.dedup import Seen
     from streams.state.kafka_changelog import KafkaChangelog
+    from streams.state.node_state import NodeState
 
     app_id, parse_events, with_changelog, with_outputs = BATCH_MODES[mode]
     app = _faust_app(app_id, batch_broker_url(f"kafka://127.0.0.1:{port}"), data_dir)

@@ -28,12 +28,12 @@ from streams.features.aggregates import (
 from streams.features.registry import PERFORMANCE_ENTITIES
 from streams.ranked.reader import POSITIVE_KINDS, record_feedback
 from streams.ranked.served_outcomes import mark_outcomes
-from streams.runtime.batch_transport import RecordBatch
-from streams.runtime.node import EntityCodec, fresh_events, update_entities
+from streams.runtime.batch import Batch, fresh_events
 from streams.runtime.sink import SinkBatch
 from streams.serving.view import ServingWrites
+from streams.state.entities import EntityCodec, update_entities
 from streams.state.keys import counts_key
-from topologies.topics import ROUTES, batch_agent, node_state, sink_topics
+from topologies.topics import ROUTES, node_agent, node_state, sink_topics
 
 NODE = "aggregator"
 
@@ -68,11 +68,8 @@ def count_engagement(counts: DecayedCounts | None, event: dict[str, Any]) -> Dec
     return apply(counts, event["type"], event["ts"])
 
 
-async def process_batch(records: RecordBatch, route: str) -> None:
+async def aggregate(batch: Batch, outputs: SinkBatch, route: str) -> None:
     entities_of = ENTITIES[route]
-    await state.open([records.tp])
-    batch = fresh_events(state, records)
-    outputs = SinkBatch()
     writes = ServingWrites(redis_client(), settings.timeline_max)
     feedback: list[tuple[int, int]] = []
     outcomes: list[tuple[int, int, str]] = []
@@ -92,10 +89,8 @@ async def process_batch(records: RecordBatch, route: str) -> None:
     await writes.execute()
     await record_feedback(redis_client(), feedback)
     await mark_outcomes(redis_client(), outcomes)
-    await outputs.send_and_wait()
-    await state.commit(batch.last_offsets)
 
 
 for _topic, _ in ROUTES["engagement_events"]:
     _route = _topic.get_topic_name().removeprefix(f"{app.conf.id}-")
-    batch_agent(_topic, f"{NODE}.{_route}", functools.partial(process_batch, route=_route))
+    node_agent(_topic, f"{NODE}.{_route}", state, fresh_events, functools.partial(aggregate, route=_route))

@@ -27,8 +27,8 @@ from faust.types import TP
 from streams.app import app, redis_client, settings
 from streams.graph.follower_graph import Crossing, FollowerGraph, Relation, celebrity_crossing
 from streams.graph.tweet_store import Tweet, TweetStore
+from streams.runtime.batch import BATCH_MAX, Batch, fresh_events, run_batch
 from streams.runtime.batch_transport import RecordBatch, batch_topic
-from streams.runtime.node import BATCH_MAX, fresh_events
 from streams.runtime.sink import SinkBatch
 from streams.serving.keys import ready_key
 from streams.serving.view import ServingReads, ServingWrites
@@ -71,15 +71,13 @@ def timeline_cache() -> TimelineCache:
 
 
 async def fanout(records: RecordBatch) -> None:
+    # The lock keeps a restore of the Redis view (`restore_redis_view`) from interleaving a batch.
     async with view_lock:
-        await process_batch(records)
+        await run_batch(state, records, fresh_events, fan_out)
 
 
-async def process_batch(records: RecordBatch) -> None:
-    await state.open([records.tp])
-    batch = fresh_events(state, records)
+async def fan_out(batch: Batch, outputs: SinkBatch) -> None:
     writes = ServingWrites(redis_client(), settings.timeline_max)
-    outputs = SinkBatch()
     work = TimelineWork()
     for tp, part in batch.partitions.items():
         graph = FollowerGraph(part.store)
@@ -100,8 +98,6 @@ async def process_batch(records: RecordBatch) -> None:
             outputs.add_features(features_topic, "user", str(user), ts, graph.social_features(user))
     await writes.execute()
     await apply_timeline_work(work)
-    await outputs.send_and_wait()
-    await state.commit(batch.last_offsets)
 
 
 def on_followee_side(

@@ -8,11 +8,11 @@ user's latest activity time. Keeps: per user, the open session and the running s
 from __future__ import annotations
 
 from streams.features.user_activity import UserActivity, activity_features, apply_activity, decode, encode
-from streams.runtime.batch_transport import RecordBatch
-from streams.runtime.node import EntityCodec, fresh_events, update_entities
+from streams.runtime.batch import Batch, fresh_events
 from streams.runtime.sink import SinkBatch
+from streams.state.entities import EntityCodec, update_entities
 from streams.state.keys import activity_key
-from topologies.topics import ROUTES, batch_agent, node_state, sink_topics
+from topologies.topics import ROUTES, node_agent, node_state, sink_topics
 
 NODE = "feature_extractor"
 
@@ -24,18 +24,13 @@ features_topic = sink_topics["real_time_features"]
 CODEC: EntityCodec[int, UserActivity] = EntityCodec(activity_key, decode, encode)
 
 
-async def process_batch(records: RecordBatch) -> None:
-    await state.open([records.tp])
-    batch = fresh_events(state, records)
-    outputs = SinkBatch()
+async def extract_activity(batch: Batch, outputs: SinkBatch) -> None:
     for part in batch.partitions.values():
         touched = update_entities(part.store, part.events, lambda e: (e["user_id"],), CODEC, apply_activity)
         for user, activity in touched.items():
             outputs.add_features(
                 features_topic, "user", str(user), activity.last_ts, activity_features(activity)
             )
-    await outputs.send_and_wait()
-    await state.commit(batch.last_offsets)
 
 
-batch_agent(activity_topic, NODE, process_batch)
+node_agent(activity_topic, NODE, state, fresh_events, extract_activity)

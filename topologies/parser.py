@@ -18,13 +18,12 @@ from streams.ingest.codec import EventDecoder, RegistrySchemas
 from streams.ingest.parser import ParserLimits, Rejected, SourceEvent, parse
 from streams.ingest.schemas import SOURCE_TOPICS
 from streams.ingest.system_events import dead_letter
-from streams.runtime.batch_transport import RecordBatch
+from streams.runtime.batch import SOURCE_POSITION, SourceBatch, unapplied_records
 from streams.runtime.metrics import METRICS
-from streams.runtime.node import SOURCE_POSITION
 from streams.runtime.sink import SinkBatch
 from streams.serving.view import ServingWrites
 from streams.state.dedup import Seen
-from topologies.topics import ROUTES, batch_agent, node_state, sink_topics, source_topics
+from topologies.topics import ROUTES, node_agent, node_state, sink_topics, source_topics
 
 NODE = "parser"
 # Whose activity an event is (CONTRACT.md: "Activity is any event by that user").
@@ -69,18 +68,12 @@ def forward(outputs: SinkBatch, tp: TP, offset: int, fields: dict[str, Any]) -> 
             outputs.add(route, str(key), {**fields, SOURCE_POSITION: [tp.partition, offset, 0]})
 
 
-async def process_batch(records: RecordBatch) -> None:
-    tp = records.tp
-    await state.open([tp])
+async def parse_batch(batch: SourceBatch, outputs: SinkBatch) -> None:
+    tp = batch.tp
     now_ms = int(time.time() * 1000)
-    outputs = SinkBatch()
-    last_offsets: dict[TP, int] = {}
     last_active: dict[int, int] = {}
-    for message in records.records:
+    for message in batch.records:
         offset = message.offset
-        if state.already_applied(tp, offset):
-            continue
-        last_offsets[tp] = offset
         result = parse(tp.topic, message.key, message.value, now_ms=now_ms, limits=limits, decoder=decoder)
         if isinstance(result, SourceEvent):
             seen = state.dedup(tp).check(result.event_id, result.ts)
@@ -105,9 +98,7 @@ async def process_batch(records: RecordBatch) -> None:
     writes = ServingWrites(redis_client(), settings.timeline_max)
     writes.activity(last_active)
     await writes.execute()
-    await outputs.send_and_wait()
-    await state.commit(last_offsets)
 
 
 for _topic in source_topics.values():
-    batch_agent(_topic, f"{NODE}.{_topic.get_topic_name()}", process_batch)
+    node_agent(_topic, f"{NODE}.{_topic.get_topic_name()}", state, unapplied_records, parse_batch)

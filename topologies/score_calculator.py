@@ -18,6 +18,7 @@ import asyncio
 import logging
 import time
 
+from faust.types import TP
 from redis.asyncio import Redis
 
 from streams.app import redis_client, settings
@@ -28,14 +29,15 @@ from streams.mixer.score_updates import UserScore, ViewerChange, candidates_to_r
 from streams.mixer.scorers import EngagementScorer
 from streams.ranked.reader import RedisHydrator, load_adaptation
 from streams.ranked.served_outcomes import load_calibration
-from streams.runtime.batch_transport import RecordBatch
-from streams.runtime.node import fresh_events
+from streams.runtime.batch import Batch, fresh_events
 from streams.runtime.sink import SinkBatch
 from streams.serving.view import ServingReads
-from topologies import aggregator
-from topologies.topics import ROUTES, batch_agent, node_state, sink_topics
+from streams.state.node_state import node_state_named
+from topologies.topics import ROUTES, node_agent, node_state, sink_topics
 
 NODE = "score_calculator"
+# The node whose writes a batch's scores read: the aggregator, on the same input partitions.
+AGGREGATOR = "aggregator"
 # Newest tweets per acted-on author that are re-scored: a page's worth of one author's tweets.
 RESCORED_PER_AUTHOR = 20
 # Viewers scored at once (each is two Redis calls): overlaps round trips on a big batch.
@@ -49,29 +51,23 @@ state = node_state(NODE, [user_route.get_topic_name()])
 scores_topic = sink_topics["user_scores"]
 
 
-async def process_batch(records: RecordBatch) -> None:
-    await state.open([records.tp])
-    batch = fresh_events(state, records)
+async def score_changes(batch: Batch, outputs: SinkBatch) -> None:
     changes = viewer_changes(e for part in batch.partitions.values() for e in part.events)
-    outputs = SinkBatch()
     if changes:
-        await applied_by_aggregator(records)
+        await applied_by_aggregator(batch.last_offsets)
         for score in await rescore(redis_client(), changes):
             outputs.add(scores_topic, str(score.user_id), score.to_json())
-    await outputs.send_and_wait()
-    await state.commit(batch.last_offsets)
 
 
-async def applied_by_aggregator(records: RecordBatch) -> None:
+async def applied_by_aggregator(last_offsets: dict[TP, int]) -> None:
+    aggregator = node_state_named(AGGREGATOR)
     deadline = time.monotonic() + AGGREGATOR_WAIT_S
-    while True:
-        store = aggregator.state.opened(records.tp)
-        if store is not None and aggregator.state.already_applied(records.tp, records.last_offset):
-            return
-        if time.monotonic() > deadline:
-            log.warning("%s: scoring %s before the aggregator applied it", NODE, records.tp)
-            return
-        await asyncio.sleep(0.005)
+    for tp, offset in last_offsets.items():
+        while not aggregator.has_applied(tp, offset):
+            if time.monotonic() > deadline:
+                log.warning("%s: scoring %s before the aggregator applied it", NODE, tp)
+                return
+            await asyncio.sleep(0.005)
 
 
 async def rescore(redis: Redis, changes: dict[int, ViewerChange]) -> list[UserScore]:
@@ -117,4 +113,4 @@ async def score_viewer(
     ]
 
 
-batch_agent(user_route, f"{NODE}.engagements-by-user", process_batch)
+node_agent(user_route, f"{NODE}.engagements-by-user", state, fresh_events, score_changes)

@@ -14,12 +14,12 @@ from streams.app import redis_client, settings
 from streams.features.aggregates import RATE_HALF_LIFE as RANKING_HALF_LIFE
 from streams.features.decay import HALF_LIVES
 from streams.features.signal_boost import SignalBoost, apply_signal, boost_features, decode, encode
-from streams.runtime.batch_transport import RecordBatch
-from streams.runtime.node import EntityCodec, fresh_events, update_entities
+from streams.runtime.batch import Batch, fresh_events
 from streams.runtime.sink import SinkBatch
 from streams.serving.view import ServingWrites
+from streams.state.entities import EntityCodec, update_entities
 from streams.state.keys import boost_key
-from topologies.topics import ROUTES, batch_agent, node_state, sink_topics
+from topologies.topics import ROUTES, node_agent, node_state, sink_topics
 
 NODE = "signal_booster"
 
@@ -35,10 +35,7 @@ def add_signal(boost: SignalBoost | None, event: dict[str, Any]) -> SignalBoost:
     return apply_signal(boost, event["weight"], event["ts"])
 
 
-async def process_batch(records: RecordBatch) -> None:
-    await state.open([records.tp])
-    batch = fresh_events(state, records)
-    outputs = SinkBatch()
+async def boost_tweets(batch: Batch, outputs: SinkBatch) -> None:
     writes = ServingWrites(redis_client(), settings.timeline_max)
     for part in batch.partitions.values():
         touched = update_entities(part.store, part.events, lambda e: (e["tweet_id"],), CODEC, add_signal)
@@ -48,8 +45,6 @@ async def process_batch(records: RecordBatch) -> None:
             writes.features("signal", str(tweet_id), {"boost": boost_24h, "ts": float(boost.last_ts)})
             writes.trending(tweet_id, boost_24h)
     await writes.execute()
-    await outputs.send_and_wait()
-    await state.commit(batch.last_offsets)
 
 
-batch_agent(signals_topic, NODE, process_batch)
+node_agent(signals_topic, NODE, state, fresh_events, boost_tweets)

@@ -15,9 +15,13 @@ from streams.app import app, settings
 from streams.graph.follower_graph import FollowerGraph
 from streams.graph.tweet_store import TweetStore
 from streams.http.rules import HttpError, authorize, error_body, parse_id
-from topologies import fanout
+from streams.state.node_state import node_state_named
+from topologies.topics import ROUTES
 
 RECENT_TWEETS = 20
+# The graph and the tweet store live in the fanout node's stores, keyed as its content route.
+FANOUT = "fanout"
+(by_author, _) = ROUTES["content_events"][0]
 
 
 def _refuse(view: View, err: HttpError) -> Response:
@@ -32,8 +36,8 @@ async def user_state(view: View, request: Request, user_id: str) -> Response:
         return _refuse(view, who)
     if user is None:
         return _refuse(view, HttpError(400, "user_id must be a positive integer"))
-    tp = app.producer.key_partition(fanout.by_author.get_topic_name(), user_id.encode())
-    store = fanout.state.opened(tp)
+    tp = app.producer.key_partition(by_author.get_topic_name(), user_id.encode())
+    store = node_state_named(FANOUT).opened(tp)
     if store is None:
         return _refuse(
             view, HttpError(503, f"partition {tp.partition} is not open yet", (("Retry-After", "1"),))
@@ -55,4 +59,4 @@ async def user_state(view: View, request: Request, user_id: str) -> Response:
 @app.page("/state/users/{user_id}")
 class UserState(View):
     # Faust types routed handlers as taking the base View; ours is a plain function of one.
-    get = app.topic_route(topic=fanout.by_author, match_info="user_id")(cast(Any, user_state))
+    get = app.topic_route(topic=by_author, match_info="user_id")(cast(Any, user_state))

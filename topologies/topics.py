@@ -10,10 +10,12 @@ from mode.types.signals import BaseSignalT
 
 from streams.app import app, settings
 from streams.ingest.schemas import SINK_TOPICS, SOURCE_TOPICS
+from streams.runtime.batch import BATCH_MAX, S, run_batch
 from streams.runtime.batch_transport import RecordBatch, batch_topic
 from streams.runtime.metrics import METRICS
-from streams.runtime.node import BATCH_MAX, NodeState
+from streams.runtime.sink import SinkBatch
 from streams.state.kafka_changelog import KafkaChangelog
+from streams.state.node_state import NodeState, register
 
 
 def _raw_topic(name: str, partitions: int | None = None) -> TopicT:
@@ -62,6 +64,22 @@ def batch_agent(topic: TopicT, name: str, process_batch: Callable[[RecordBatch],
     app.agent(topic, name=name)(agent)
 
 
+def node_agent(
+    topic: TopicT,
+    name: str,
+    state: NodeState,
+    select: Callable[[NodeState, RecordBatch], S],
+    work: Callable[[S, SinkBatch], Awaitable[None]],
+) -> None:
+    """Register agent `name` of a stateful node: each batch runs `streams.runtime.batch.run_batch`,
+    so the node module only says what its batch does (`work`)."""
+
+    async def process_batch(records: RecordBatch) -> None:
+        await run_batch(state, records, select, work)
+
+    batch_agent(topic, name, process_batch)
+
+
 CHANGELOGS: list[TopicT] = []
 
 
@@ -71,7 +89,9 @@ def node_state(node: str, inputs: Sequence[str], copartitioned: bool = False) ->
     topic = _raw_topic(f"{app.conf.id}-{node}-changelog", partitions=settings.partitions)
     CHANGELOGS.append(topic)
     changelog = KafkaChangelog(topic, settings.bootstrap_servers, settings.partitions)
-    state = NodeState(node, settings.data_dir, settings.dedup_retention_s * 1000, copartitioned, changelog)
+    state = register(
+        NodeState(node, settings.data_dir, settings.dedup_retention_s * 1000, copartitioned, changelog)
+    )
 
     def on_revoked(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
         revoked: set[TP] = args[0] if args else kwargs["revoked"]

@@ -13,13 +13,12 @@ import time
 
 from streams.app import settings
 from streams.features.windows import HoppingCounter, TumblingWindows
-from streams.runtime.batch_transport import RecordBatch
+from streams.runtime.batch import Batch, fresh_events
 from streams.runtime.metrics import METRICS
-from streams.runtime.node import fresh_events
 from streams.runtime.sink import SinkBatch
 from streams.state.keys import CONTENT_WINDOWS, velocity_key
 from streams.state.partition_store import PartitionStore
-from topologies.topics import batch_agent, internal_topic, node_state, sink_topics
+from topologies.topics import internal_topic, node_agent, node_state, sink_topics
 
 NODE = "window_calculator"
 
@@ -46,10 +45,7 @@ def load_windows(store: PartitionStore) -> TumblingWindows:
     return TumblingWindows.decode(stored)
 
 
-async def process_batch(records: RecordBatch) -> None:
-    await state.open([records.tp])
-    batch = fresh_events(state, records)
-    outputs = SinkBatch()
+async def count_windows(batch: Batch, outputs: SinkBatch) -> None:
     now_ms = int(time.time() * 1000)
     for tp, part in batch.partitions.items():
         # Decoded once and kept between batches; RocksDB holds the committed copy.
@@ -73,8 +69,6 @@ async def process_batch(records: RecordBatch) -> None:
             part.store.put(velocity_key(tweet_id), counter.encode())
             velocity = {VELOCITY_FEATURE: float(counter.velocity(latest))}
             outputs.add_features(features_topic, "tweet", str(tweet_id), latest, velocity)
-    await outputs.send_and_wait()
-    await state.commit(batch.last_offsets)
 
 
 def late_event(event: dict[str, object], watermark: int, now_ms: int) -> dict[str, object]:
@@ -94,4 +88,4 @@ def late_event(event: dict[str, object], watermark: int, now_ms: int) -> dict[st
     }
 
 
-batch_agent(by_tweet, NODE, process_batch)
+node_agent(by_tweet, NODE, state, fresh_events, count_windows)

@@ -33,7 +33,7 @@ Limits.
   of that name gets batches. Sending to the topic is unaffected (raw bytes both ways).
 - Delivery into the agent is all or nothing per batch: if the agent crashes mid-batch, the whole
   batch is redelivered (Faust's at-least-once, at batch granularity); nodes already skip what
-  their state has applied (`streams.runtime.node`).
+  their state has applied (`streams.runtime.batch`).
 - Faust's per-message features then count batches: `take`/`take_events` group batches, the
   monitor's message counters and `broker_commit_every` count batches (commits still happen every
   `broker_commit_interval`), and `Event.key` is None.

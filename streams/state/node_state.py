@@ -1,24 +1,20 @@
-"""What every stateful node shares: a RocksDB store per input partition, and batches of input
-messages filtered down to those whose effects are not yet in the store.
+"""What every stateful node keeps: a RocksDB store per input partition, with its changelog.
 
 A message at or below the store's recorded offset was applied before a crash; a message whose
 event id the store has seen was re-sent by an upstream node that crashed after sending. Both are
-skipped, so each event's effects land exactly once.
+skipped (`streams.runtime.batch`), so each event's effects land exactly once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Hashable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
-import orjson
 from faust.types import TP
 
-from streams.runtime.batch_transport import RecordBatch
 from streams.state import changelog
 from streams.state.dedup import Deduplicator
 from streams.state.keys import source_position_key
@@ -26,12 +22,6 @@ from streams.state.partition_store import PartitionStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-# The field the parser stamps on forwarded events: [source partition, source offset, index].
-SOURCE_POSITION = "_source_position"
-# Records per delivered batch: big enough to amortise a state commit (and Faust's per-message
-# machinery, which runs once per batch), small enough that a batch is a few ms of work.
-BATCH_MAX = 2000
 
 
 class Changelog(Protocol):
@@ -211,77 +201,25 @@ class NodeState:
         for name in list(self._stores):
             self._close(name)
 
-
-@dataclass
-class PartitionBatch:
-    """The new events of one input partition in one batch, oldest first."""
-
-    tp: TP
-    store: PartitionStore
-    events: list[dict[str, Any]] = field(default_factory=list)
+    def has_applied(self, tp: TP, offset: int) -> bool:
+        """Whether this worker has the partition's store open and it has applied `offset`: how a
+        node that follows another waits for it."""
+        return self.opened(tp) is not None and self.already_applied(tp, offset)
 
 
-@dataclass
-class Batch:
-    partitions: dict[TP, PartitionBatch] = field(default_factory=dict)
-    last_offsets: dict[TP, int] = field(default_factory=dict)
+_NODE_STATES: dict[str, NodeState] = {}
 
 
-def fresh_events(node: NodeState, records: RecordBatch) -> Batch:
-    """Decode one batch of internal-topic records (trusted JSON events), dropping replays.
-
-    The parser stamps every event it forwards with its source position (partition, offset,
-    index); it consumes each source partition in order, and one producer keeps that order in each
-    internal partition. So an event at or below the highest position a store has applied from
-    that source partition is one a restarted parser sent again, whatever its event time.
-    """
-    batch = Batch()
-    tp = records.tp
-    for record in records.records:
-        if node.already_applied(tp, record.offset):
-            continue
-        batch.last_offsets[tp] = record.offset
-        event: dict[str, Any] = orjson.loads(record.value or b"{}")
-        position = event.pop(SOURCE_POSITION, None)
-        if position is not None and not node.advance_source(tp, position):
-            continue
-        part = batch.partitions.get(tp)
-        if part is None:
-            part = batch.partitions[tp] = PartitionBatch(tp, node.store(tp))
-        part.events.append(event)
-    return batch
+def register(state: NodeState) -> NodeState:
+    """Make a node's state findable by name, for nodes and views that read another node's state."""
+    if state.name in _NODE_STATES:
+        raise ValueError(f"node state {state.name!r} is registered twice")
+    _NODE_STATES[state.name] = state
+    return state
 
 
-Key = TypeVar("Key", bound=Hashable)
-State = TypeVar("State")
-
-
-@dataclass(frozen=True)
-class EntityCodec(Generic[Key, State]):
-    """How one node keeps a per-entity state in its store."""
-
-    key: Callable[[Key], bytes]
-    decode: Callable[[bytes], State]
-    encode: Callable[[State], bytes]
-
-
-def update_entities(
-    store: PartitionStore,
-    events: Iterable[dict[str, Any]],
-    keys_of: Callable[[dict[str, Any]], Iterable[Key]],
-    codec: EntityCodec[Key, State],
-    fold: Callable[[State | None, dict[str, Any]], State],
-) -> dict[Key, State]:
-    """Fold each event into the state of every entity it touches (each state read and decoded
-    once per batch), write the new states back, and return them by entity."""
-    touched: dict[Key, State] = {}
-    for event in events:
-        for key in keys_of(event):
-            current = touched.get(key)
-            if current is None:
-                stored = store.get(codec.key(key))
-                current = None if stored is None else codec.decode(stored)
-            touched[key] = fold(current, event)
-    for key, state in touched.items():
-        store.put(codec.key(key), codec.encode(state))
-    return touched
+def node_state_named(name: str) -> NodeState:
+    try:
+        return _NODE_STATES[name]
+    except KeyError:
+        raise LookupError(f"no node state {name!r}: is its node in the topology?") from None
