@@ -7,8 +7,8 @@ embedded broker (`tansu`, the default) and Apache Kafka (`kafka`, see tests/kafk
 from __future__ import annotations
 
 import os
+import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -46,29 +46,25 @@ def broker_kind(choice: str | None = None) -> str:
 
 
 class RunningBroker(Protocol):
+    """What the embedded broker's `ChildServer` and `KafkaBroker` both are."""
+
+    @property
+    def port(self) -> int: ...
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]: ...
+
     def stop(self) -> None: ...
 
 
-@dataclass
-class BrokerUnderTest:
-    kind: str
-    bootstrap: str
-    server: RunningBroker
-
-    def stop(self) -> None:
-        self.server.stop()
-
-
-def start_test_broker(kind: str, root: Path) -> BrokerUnderTest:
-    """A fresh broker of `kind`, logging under `root`."""
+def start_test_broker(kind: str, root: Path) -> RunningBroker:
+    """A fresh broker of `kind` on 127.0.0.1, logging under `root`."""
     if kind == "kafka":
-        kafka = start_kafka(root / "kafka")
-        return BrokerUnderTest(kind, kafka.bootstrap, kafka)
+        return start_kafka(root / "kafka")
     # Imported here: the embedded broker's module is the one part of `streams` this needs.
     from streams.embedded import start_broker
 
-    tansu = start_broker(log=root / "broker.log")
-    return BrokerUnderTest(kind, f"127.0.0.1:{tansu.port}", tansu)
+    return start_broker(log=root / "broker.log")
 
 
 def delete_all_topics(bootstrap: str) -> None:

@@ -109,7 +109,7 @@ def bootstrap(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> Iter
         return
     broker = start_test_broker(kind, tmp_path)
     try:
-        yield broker.bootstrap
+        yield f"127.0.0.1:{broker.port}"
     finally:
         broker.stop()
 
