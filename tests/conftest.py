@@ -64,7 +64,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
 
 
 @pytest.fixture(scope="session")
-def kind(pytestconfig: pytest.Config) -> str:
+def broker_under_test(pytestconfig: pytest.Config) -> str:
     """The broker the tests run on: "tansu" or "kafka"."""
     return broker_kind(pytestconfig.getoption("--broker"))
 
@@ -97,17 +97,17 @@ def kafka_server(
 
 
 @pytest.fixture
-def bootstrap(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> Iterator[str]:
+def bootstrap(request: pytest.FixtureRequest, broker_under_test: str, tmp_path: Path) -> Iterator[str]:
     """host:port of an empty broker (or of KAFKA_BROKER, which may hold earlier tests' data)."""
     if os.environ.get("KAFKA_BROKER"):
         yield os.environ["KAFKA_BROKER"].removeprefix("kafka://")
         return
-    if kind == "kafka":
+    if broker_under_test == "kafka":
         server: KafkaBroker = request.getfixturevalue("kafka_server")
         delete_all_topics(server.bootstrap)
         yield server.bootstrap
         return
-    broker = start_test_broker(kind, tmp_path)
+    broker = start_test_broker(broker_under_test, tmp_path)
     try:
         yield f"127.0.0.1:{broker.port}"
     finally:
