@@ -2,8 +2,9 @@
 
     python -m bench.bench_read_latency [REQUESTS]
 
-Starts its own broker, Redis and one worker; a viewer follows 25 authors with 20 tweets each (500
-pushed candidates, with engagements so the features are not empty), then times sequential
+Starts its own broker (Tansu, or Apache Kafka with HOMEMIXER_TEST_BROKER=kafka), Redis and one
+worker; a viewer follows 25 authors with 20 tweets each (500 pushed candidates, with engagements so
+the features are not empty), then times sequential
 `GET /timelines/{id}?limit=50` in `mode=ranked` and `mode=latest`, interleaved, from this process;
 then the worker's CPU time per read of each mode (REQUESTS more reads of each).
 
@@ -16,6 +17,7 @@ written straight into Redis as the calibration fitter would have learnt it.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import statistics
 import sys
 import tempfile
@@ -25,10 +27,11 @@ from pathlib import Path
 import psutil
 from redis.asyncio import Redis
 
-from streams.dev.embedded import start_broker, start_redis
+from streams.dev.embedded import start_redis
 from streams.mixer.adaptation import bucket_of
 from streams.mixer.viewer_feedback import Evidence
 from streams.ranked.feedback_store import queue_learning
+from tests.brokers import broker_kind, start_test_broker
 from tests.harness import Cluster
 from tests.integration.test_ranked import engagement
 from tests.integration.test_timelines import activity, get_timeline, graph, tweet
@@ -65,7 +68,8 @@ def pct(values: list[float], q: float) -> float:
 
 
 def main(requests: int) -> None:
-    broker, redis = start_broker(), start_redis()
+    broker_root = Path(tempfile.mkdtemp(prefix="bench-read-broker-"))
+    broker, redis = start_test_broker(broker_kind(), broker_root), start_redis()
     try:
         with (
             tempfile.TemporaryDirectory() as root,
@@ -125,6 +129,7 @@ def main(requests: int) -> None:
     finally:
         broker.stop()
         redis.stop()
+        shutil.rmtree(broker_root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Events/s through one worker process: Faust per message against Faust with batch delivery.
 
-python -m bench.bench_throughput [--events N] [--naive-events N]
+python -m bench.bench_throughput [--events N] [--naive-events N] [--broker tansu|kafka]
 
-Starts its own broker (Tansu, in memory), produces N ~100-byte JSON engagement events into a
+Starts its own broker (Tansu, in memory, unless `--broker kafka` or HOMEMIXER_TEST_BROKER=kafka
+chooses Apache Kafka, tests/kafka_broker.py), produces N ~100-byte JSON engagement events into a
 4-partition topic with confluent-kafka, then times, one after another and each in a process of
 its own, how fast a consumer gets through that backlog:
 
@@ -38,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+from tests.brokers import BROKERS, broker_kind
 
 TOPIC = "engagement_events"
 PARTITIONS = 4
@@ -357,12 +360,13 @@ def _cpu_rate(result: dict[str, Any]) -> float:
     return float(result["events"] / cpu) if cpu > 0 else float("nan")
 
 
-def main(events: int, naive_events: int) -> None:
-    from streams.dev.embedded import start_broker
+def main(events: int, naive_events: int, kind: str) -> None:
     from streams.runtime.topic_admin import ensure_topics
+    from tests.brokers import start_test_broker
 
     work = Path(tempfile.mkdtemp(prefix="hm-bench-"))
-    broker = start_broker(log=work / "broker.log")
+    broker = start_test_broker(kind, work)
+    print(f"broker: {kind}")
     bootstrap = f"127.0.0.1:{broker.port}"
     try:
         changelogs = [
@@ -416,13 +420,14 @@ def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--naive-events", type=int, default=30_000)
+    parser.add_argument("--broker", choices=BROKERS, help="default: $HOMEMIXER_TEST_BROKER, else tansu")
     parser.add_argument("--child", choices=["raw", "naive", *BATCH_MODES])
     parser.add_argument("--port", type=int)
     parser.add_argument("--target", type=int)
     parser.add_argument("--work", type=Path)
     args = parser.parse_args()
     if args.child is None:
-        main(args.events, args.naive_events)
+        main(args.events, args.naive_events, broker_kind(args.broker))
         return
     out = args.work / f"{args.child}.json"
     if args.child == "raw":

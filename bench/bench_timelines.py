@@ -2,7 +2,8 @@
 
     python -m bench.bench_timelines [USERS]      (default 20000; about 5 minutes on 2 cores)
 
-Starts its own Tansu broker, Redis and ONE `homemixer worker` process (as `tests/harness.py`
+Starts its own broker (Tansu, or Apache Kafka with HOMEMIXER_TEST_BROKER=kafka), Redis and ONE
+`homemixer worker` process (as `tests/harness.py`
 does), feeds it the power-law follow graph of `streams.dev.demo.Workload` (20,000 users, 3
 celebrities, about 108,000 follows) plus one `page_view` per user (so every follower is active),
 waits until the parser counted every event and the worker's consumer group has committed every
@@ -66,10 +67,11 @@ from confluent_kafka import ConsumerGroupTopicPartitions, Producer, TopicPartiti
 from confluent_kafka.admin import AdminClient
 
 from streams.dev.demo import Workload, produce
-from streams.dev.embedded import ChildServer, free_port, start_broker, start_redis, terminate
+from streams.dev.embedded import free_port, start_redis, terminate
 from streams.http.auth import mint_token
 from streams.serving.keys import authored_key, timeline_key
 from streams.snowflake import SnowflakeGenerator
+from tests.brokers import RunningBroker, broker_kind, start_test_broker
 
 USERS = 20_000
 CELEBRITIES = 3
@@ -322,7 +324,7 @@ def produce_paced(bootstrap: str, events: list[tuple[str, bytes]], start: float,
 class Bench:
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="bench-timelines-"))
-        self.servers: list[ChildServer] = []
+        self.servers: list[RunningBroker] = []
         self.worker: subprocess.Popen[bytes] | None = None
         self.pool: Any = None
         self.app_id = f"homemixer-bench-{uuid.uuid4().hex[:8]}"
@@ -331,7 +333,7 @@ class Bench:
         self.log = self.root / "worker.log"
 
     def start(self) -> None:
-        broker = start_broker(log=self.root / "broker.log")
+        broker = start_test_broker(broker_kind(), self.root)
         self.servers.append(broker)
         self.bootstrap = f"127.0.0.1:{broker.port}"
         server = start_redis(log=self.root / "redis.log")
