@@ -36,10 +36,10 @@ from streams.snowflake import snowflake_ms
 from streams.state.keys import Graph
 from streams.state.partition_store import PartitionStore
 from streams.timelines.cache import TimelineCache
+from streams.timelines.rules import DAY_MS
 from topologies.topics import ROUTES, batch_agent, node_state, sink_topics
 
 NODE = "fanout"
-DAY_MS = 86_400_000
 # Follow merges this many of the followee's newest tweets into the follower's timeline (Mastodon).
 FOLLOW_MERGE = 200
 RELATIONS = {"block": Relation.BLOCK, "mute": Relation.MUTE}

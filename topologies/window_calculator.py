@@ -12,7 +12,8 @@ from __future__ import annotations
 import time
 
 from streams.app import settings
-from streams.features.windows import HoppingCounter, TumblingWindows
+from streams.features.windows.hopping import HoppingCounter
+from streams.features.windows.tumbling import TumblingWindows
 from streams.runtime.batch import Batch, fresh_events
 from streams.runtime.metrics import METRICS
 from streams.runtime.sink import SinkBatch

@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 LN2 = math.log(2.0)
+HOUR_MS = 3_600_000
 
 # Twitter's real-time aggregate half-lives, in ms; the order is the order of stored decayed values.
 HALF_LIVES: dict[str, int] = {

@@ -12,9 +12,9 @@ from typing import Any
 
 import orjson
 
-from streams.features.windows import Sessions
+from streams.features.decay import HOUR_MS
+from streams.features.windows.sessions import Sessions
 
-HOUR_MS = 3_600_000
 DAY_HOURS = 24
 
 

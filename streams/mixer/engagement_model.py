@@ -31,6 +31,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from streams.features.decay import HOUR_MS
 from streams.mixer.calibration import EPS, IDENTITY, Platt, segment_of
 from streams.mixer.features import KINDS, NEGATIVE_KINDS, CandidateFeatures, stack_counts
 
@@ -73,7 +74,6 @@ DEFAULT_PRIORS: Final[Mapping[str, float]] = MappingProxyType(
     }
 )
 
-HOUR_MS: Final = 3_600_000.0
 KIND_INDEX: Final = {kind: i for i, kind in enumerate(KINDS)}
 
 FloatArray = npt.NDArray[np.float64]

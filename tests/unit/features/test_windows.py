@@ -13,16 +13,10 @@ from typing import NamedTuple
 
 import pytest
 
-from streams.features.windows import (
-    ClosedSession,
-    ClosedWindow,
-    DwellStats,
-    HoppingCounter,
-    Sessions,
-    TumblingWindows,
-    WindowCounts,
-    engagement_rate,
-)
+from streams.features.windows.dwell import DwellStats
+from streams.features.windows.hopping import HoppingCounter
+from streams.features.windows.sessions import ClosedSession, Sessions
+from streams.features.windows.tumbling import ClosedWindow, TumblingWindows, WindowCounts, engagement_rate
 
 T0 = 1_700_000_000_000
 SKETCH_ACCURACY = 0.01

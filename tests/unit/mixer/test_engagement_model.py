@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from streams.features.aggregates import ENGAGEMENT_TYPES
+from streams.features.decay import HOUR_MS
 from streams.mixer.calibration import Platt
 from streams.mixer.engagement_model import (
     DEFAULT_PRIORS,
-    HOUR_MS,
     TWITTER_WEIGHTS,
     PredictionRow,
     ScoringModel,
