@@ -7,6 +7,7 @@ from topologies import (  # noqa: F401  (registration by import)
     aggregator,
     fanout,
     feature_extractor,
+    feature_updater,
     learning,
     parser,
     score_calculator,

@@ -26,6 +26,7 @@ from streams.features.aggregates import (
     scoring_fields,
 )
 from streams.features.registry import PERFORMANCE_ENTITIES
+from streams.features.vector import FamilyUpdate
 from streams.ranked.reader import POSITIVE_KINDS, record_feedback
 from streams.ranked.served_outcomes import mark_outcomes
 from streams.runtime.batch import Batch, fresh_events
@@ -33,7 +34,7 @@ from streams.runtime.sink import SinkBatch
 from streams.serving.view import ServingWrites
 from streams.state.entities import EntityCodec, update_entities
 from streams.state.keys import counts_key
-from topologies.topics import ROUTES, node_agent, node_state, sink_topics
+from topologies.topics import ROUTES, feature_updates, node_agent, node_state
 
 NODE = "aggregator"
 
@@ -52,7 +53,6 @@ ENTITIES: dict[str, Callable[[dict[str, Any]], Sequence[Entity]]] = {
 
 USER_ROUTE = "engagements-by-user"
 state = node_state(NODE, [topic.get_topic_name() for topic, _ in ROUTES["engagement_events"]])
-features_topic = sink_topics["real_time_features"]
 
 
 def with_performance(entity_type: str, features: dict[str, float]) -> dict[str, float]:
@@ -84,7 +84,8 @@ async def aggregate(batch: Batch, outputs: SinkBatch, route: str) -> None:
         touched = update_entities(part.store, part.events, entities_of, CODEC, count_engagement)
         for (entity_type, entity_id), counts in touched.items():
             features = with_performance(entity_type, feature_vector(counts, counts.last_ts))
-            outputs.add_features(features_topic, entity_type, entity_id, counts.last_ts, features)
+            update = FamilyUpdate(entity_type, entity_id, "engagements", counts.last_ts, features)
+            outputs.add_family(feature_updates, update)
             writes.features(entity_type, entity_id, scoring_fields(features, counts.last_ts))
     await writes.execute()
     await record_feedback(redis_client(), feedback)

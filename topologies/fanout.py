@@ -25,6 +25,7 @@ from typing import Any
 from faust.types import TP
 
 from streams.app import app, redis_client, settings
+from streams.features.vector import FamilyUpdate
 from streams.graph.follower_graph import Crossing, FollowerGraph, Relation, celebrity_crossing
 from streams.graph.tweet_store import Tweet, TweetStore
 from streams.runtime.batch import BATCH_MAX, Batch, fresh_events, run_batch
@@ -37,7 +38,7 @@ from streams.state.keys import Graph
 from streams.state.partition_store import PartitionStore
 from streams.timelines.cache import TimelineCache
 from streams.timelines.rules import DAY_MS
-from topologies.topics import ROUTES, batch_agent, node_state, sink_topics
+from topologies.topics import ROUTES, batch_agent, feature_updates, node_state, sink_topics
 
 NODE = "fanout"
 # Follow merges this many of the followee's newest tweets into the follower's timeline (Mastodon).
@@ -47,7 +48,6 @@ UNDO = {"unblock": Relation.BLOCK, "unmute": Relation.MUTE}
 
 log = logging.getLogger(__name__)
 system_topic = sink_topics["system_events"]
-features_topic = sink_topics["real_time_features"]
 by_follower, by_followee = (t for t, _ in ROUTES["social_graph_events"])
 (by_author, _) = ROUTES["content_events"][0]
 # One store per partition number serves all three topics, so warming one topic's partitions is enough.
@@ -95,7 +95,8 @@ async def fan_out(batch: Batch, outputs: SinkBatch) -> None:
                 continue
             graph_changed[owner] = max(graph_changed.get(owner, 0), event["ts"])
         for user, ts in graph_changed.items():
-            outputs.add_features(features_topic, "user", str(user), ts, graph.social_features(user))
+            update = FamilyUpdate("user", str(user), "social_graph", ts, graph.social_features(user))
+            outputs.add_family(feature_updates, update)
     await writes.execute()
     await apply_timeline_work(work)
 

@@ -8,17 +8,17 @@ user's latest activity time. Keeps: per user, the open session and the running s
 from __future__ import annotations
 
 from streams.features.user_activity import UserActivity, activity_features, apply_activity, decode, encode
+from streams.features.vector import FamilyUpdate
 from streams.runtime.batch import Batch, fresh_events
 from streams.runtime.sink import SinkBatch
 from streams.state.entities import EntityCodec, update_entities
 from streams.state.keys import activity_key
-from topologies.topics import ROUTES, node_agent, node_state, sink_topics
+from topologies.topics import ROUTES, feature_updates, node_agent, node_state
 
 NODE = "feature_extractor"
 
 (activity_topic, _) = ROUTES["user_activity_events"][0]
 state = node_state(NODE, [activity_topic.get_topic_name()])
-features_topic = sink_topics["real_time_features"]
 
 
 CODEC: EntityCodec[int, UserActivity] = EntityCodec(activity_key, decode, encode)
@@ -28,8 +28,9 @@ async def extract_activity(batch: Batch, outputs: SinkBatch) -> None:
     for part in batch.partitions.values():
         touched = update_entities(part.store, part.events, lambda e: (e["user_id"],), CODEC, apply_activity)
         for user, activity in touched.items():
-            outputs.add_features(
-                features_topic, "user", str(user), activity.last_ts, activity_features(activity)
+            features = activity_features(activity)
+            outputs.add_family(
+                feature_updates, FamilyUpdate("user", str(user), "activity", activity.last_ts, features)
             )
 
 

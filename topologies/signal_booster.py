@@ -14,18 +14,18 @@ from streams.app import redis_client, settings
 from streams.features.aggregates import RATE_HALF_LIFE as RANKING_HALF_LIFE
 from streams.features.decay import HALF_LIVES
 from streams.features.signal_boost import SignalBoost, apply_signal, boost_features, decode, encode
+from streams.features.vector import FamilyUpdate
 from streams.runtime.batch import Batch, fresh_events
 from streams.runtime.sink import SinkBatch
 from streams.serving.view import ServingWrites
 from streams.state.entities import EntityCodec, update_entities
 from streams.state.keys import boost_key
-from topologies.topics import ROUTES, node_agent, node_state, sink_topics
+from topologies.topics import ROUTES, feature_updates, node_agent, node_state
 
 NODE = "signal_booster"
 
 (signals_topic, _) = ROUTES["real_time_signals"][0]
 state = node_state(NODE, [signals_topic.get_topic_name()])
-features_topic = sink_topics["real_time_features"]
 
 
 CODEC: EntityCodec[int, SignalBoost] = EntityCodec(boost_key, decode, encode)
@@ -40,7 +40,8 @@ async def boost_tweets(batch: Batch, outputs: SinkBatch) -> None:
     for part in batch.partitions.values():
         touched = update_entities(part.store, part.events, lambda e: (e["tweet_id"],), CODEC, add_signal)
         for tweet_id, boost in touched.items():
-            outputs.add_features(features_topic, "tweet", str(tweet_id), boost.last_ts, boost_features(boost))
+            update = FamilyUpdate("tweet", str(tweet_id), "signals", boost.last_ts, boost_features(boost))
+            outputs.add_family(feature_updates, update)
             boost_24h = boost.values[list(HALF_LIVES).index(RANKING_HALF_LIFE)]
             writes.features("signal", str(tweet_id), {"boost": boost_24h, "ts": float(boost.last_ts)})
             writes.trending(tweet_id, boost_24h)

@@ -54,6 +54,10 @@ ROUTES: dict[str, tuple[tuple[TopicT, str], ...]] = {
 }
 
 
+# Every family of an entity's features goes here, keyed by entity, for the feature updater.
+feature_updates = internal_topic("feature-updates")
+
+
 def batch_agent(topic: TopicT, name: str, process_batch: Callable[[RecordBatch], Awaitable[None]]) -> None:
     """Register agent `name` on `topic`: it hands each `RecordBatch` to `process_batch`, in order."""
 
@@ -128,5 +132,6 @@ def warm_standbys(state: NodeState, inputs: Sequence[str]) -> Callable[[], Await
 
 def all_topic_names() -> list[str]:
     internal = [t.get_topic_name() for routes in ROUTES.values() for t, _ in routes]
+    internal.append(feature_updates.get_topic_name())
     changelogs = [t.get_topic_name() for t in CHANGELOGS]
     return [*SOURCE_TOPICS, *SINK_TOPICS, *internal, *changelogs]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 
 from streams.app import settings
+from streams.features.vector import FamilyUpdate
 from streams.features.windows.hopping import HoppingCounter
 from streams.features.windows.tumbling import TumblingWindows
 from streams.runtime.batch import Batch, fresh_events
@@ -19,14 +20,13 @@ from streams.runtime.metrics import METRICS
 from streams.runtime.sink import SinkBatch
 from streams.state.keys import CONTENT_WINDOWS, velocity_key
 from streams.state.partition_store import PartitionStore
-from topologies.topics import internal_topic, node_agent, node_state, sink_topics
+from topologies.topics import feature_updates, internal_topic, node_agent, node_state, sink_topics
 
 NODE = "window_calculator"
 
 by_tweet = internal_topic("engagements-by-tweet")
 state = node_state(NODE, [by_tweet.get_topic_name()])
 metrics_topic = sink_topics["content_metrics"]
-features_topic = sink_topics["real_time_features"]
 # Engagements in the 5 minutes up to the tweet's latest one, in 1-minute hops.
 VELOCITY_FEATURE = "velocity.5m"
 system_topic = sink_topics["system_events"]
@@ -68,8 +68,12 @@ async def count_windows(batch: Batch, outputs: SinkBatch) -> None:
         part.store.put(CONTENT_WINDOWS, windows.encode())
         for tweet_id, (counter, latest) in velocities.items():
             part.store.put(velocity_key(tweet_id), counter.encode())
-            velocity = {VELOCITY_FEATURE: float(counter.velocity(latest))}
-            outputs.add_features(features_topic, "tweet", str(tweet_id), latest, velocity)
+            # At the tweet's newest engagement, whatever this batch's own newest was: a batch of
+            # late events does not move the window back.
+            newest = max(latest, counter.newest_hop or latest)
+            velocity = {VELOCITY_FEATURE: float(counter.velocity(newest))}
+            update = FamilyUpdate("tweet", str(tweet_id), "velocity", latest, velocity)
+            outputs.add_family(feature_updates, update)
 
 
 def late_event(event: dict[str, object], watermark: int, now_ms: int) -> dict[str, object]:

@@ -68,6 +68,8 @@ class UserScore:
             "user_id": self.user_id,
             "ts": self.ts,
             "tweet_id": self.tweet_id,
+            # JavaScript numbers lose Snowflake ids above 2**53; the HTTP API sends strings too.
+            "tweet_id_str": str(self.tweet_id),
             "author_id": self.author_id,
             "score": self.score,
             "probabilities": dict(self.probabilities),

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 Labels = tuple[tuple[str, str], ...]
+# A histogram's series carry their name's suffix (_bucket, _sum, _count) as this pseudo-label.
+SUFFIX = "__suffix"
 
 
 class Metrics:
@@ -24,6 +26,16 @@ class Metrics:
     def set(self, name: str, value: float, **labels: str) -> None:
         self._values[name][tuple(sorted(labels.items()))] = value
 
+    def observe(self, name: str, value: float, buckets: Sequence[float], **labels: str) -> None:
+        """Count `value` in a histogram with upper bounds `buckets` (ascending), Prometheus style."""
+        # One series per suffix and bound, kept under the histogram's name in insertion order
+        # (bounds ascending, then _sum and _count), which is the order the text format wants.
+        for bound in buckets:
+            self.inc(name, 1.0 if value <= bound else 0.0, **labels, le=f"{bound:g}", __suffix="_bucket")
+        self.inc(name, 1.0, **labels, le="+Inf", __suffix="_bucket")
+        self.inc(name, value, **labels, __suffix="_sum")
+        self.inc(name, 1.0, **labels, __suffix="_count")
+
     def value(self, name: str, **labels: str) -> float:
         return self._values.get(name, {}).get(tuple(sorted(labels.items())), 0.0)
 
@@ -33,8 +45,11 @@ class Metrics:
             kind, help_text = self._help.get(name, ("untyped", name))
             lines.append(f"# HELP {name} {help_text}")
             lines.append(f"# TYPE {name} {kind}")
-            for labels, value in sorted(self._values[name].items()):
-                lines.append(f"{name}{_labels(labels)} {value:g}")
+            series = self._values[name].items()
+            for labels, value in series if kind == "histogram" else sorted(series):
+                suffix = dict(labels).get(SUFFIX, "")
+                shown = [(k, v) for k, v in labels if k != SUFFIX]
+                lines.append(f"{name}{suffix}{_labels(shown)} {value:g}")
         return "\n".join(lines) + "\n"
 
 
@@ -46,6 +61,9 @@ def _labels(labels: Iterable[tuple[str, str]]) -> str:
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
+
+# Seconds; the contract's freshness target (p99 <= 1 s) falls between two bounds.
+FEATURE_DELAY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 METRICS = Metrics()
 METRICS.describe(

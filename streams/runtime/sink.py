@@ -19,6 +19,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from faust.types import TopicT
 
 from streams.app import settings
+from streams.features.vector import FamilyUpdate
 from streams.ingest.codec import encode_json
 
 # Wait between polls for delivery reports: short, because a batch's commit waits on them.
@@ -54,12 +55,9 @@ class SinkBatch:
             (topic.get_topic_name(), None if key is None else key.encode(), encode_json(value))
         )
 
-    def add_features(
-        self, topic: TopicT, entity_type: str, entity_id: str, ts: int, features: dict[str, float]
-    ) -> None:
-        """One `real_time_features` message (CONTRACT.md): keyed `<entity_type>:<id>`."""
-        value = {"entity_type": entity_type, "entity_id": entity_id, "ts": ts, "features": features}
-        self.add(topic, f"{entity_type}:{entity_id}", value)
+    def add_family(self, topic: TopicT, update: FamilyUpdate) -> None:
+        """A family of an entity's features, to the feature updater that merges them."""
+        self.add(topic, update.key, update.to_json())
 
     async def send_and_wait(self) -> None:
         if not self._pending:

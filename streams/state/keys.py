@@ -18,6 +18,7 @@ change: stores and changelogs written with the old keys would no longer be read.
 | `velocity:<tweet>` | hopping 5-minute counter | window calculator |
 | `activity:<user>` | sessions and context | feature extractor |
 | `boost:<tweet>` | decayed signal boosts | signal booster |
+| `vector:<entity type>:<entity id>` | each feature family's newest values | feature updater |
 | `fw:<user>:<follower>`, `fo:<user>:<followee>` | empty (an edge) | fanout |
 | `bk:<user>:<blocked>`, `mu:<user>:<muted>` | empty (an edge) | fanout |
 | `fc:<user>`, `gc:<user>`, `mc:<user>` | follower, following, mutual counts | fanout |
@@ -79,6 +80,11 @@ def activity_key(user_id: int) -> bytes:
 
 def boost_key(tweet_id: int) -> bytes:
     return f"boost:{tweet_id}".encode()
+
+
+def vector_key(entity_key: str) -> bytes:
+    """An entity's merged vector, by its `real_time_features` key (`<entity type>:<id>`)."""
+    return f"vector:{entity_key}".encode()
 
 
 class Graph(Enum):

@@ -59,6 +59,11 @@ def reference_features(events: list[dict[str, Any]]) -> dict[str, tuple[int, dic
                 features[f"{kind}.decayed.{name}"] = math.fsum(
                     math.exp(-(at - t) * math.log(2) / hl) for t in stamps
                 )
+        if key.startswith("tweet:"):
+            # The window calculator's family: engagements in the five one-minute hops up to the
+            # tweet's latest one.
+            end = at // 60_000 * 60_000 + 60_000
+            features["velocity.5m"] = float(sum(1 for e in items if end - 300_000 <= e["ts"] < end))
         impressions = features.get("impression.decayed.24h", 0.0)
         if key.startswith(("tweet:", "author:")) and impressions > 0:
             for kind in {e["type"] for e in items} - {"impression"}:
@@ -215,3 +220,72 @@ def test_failover_to_a_worker_with_warm_standbys(empty_broker: str, cluster: Clu
     workers[0].kill()
     produce_engagements(cluster, events[1000:] + events[:50])
     read_until_matches(cluster, reference_features(events), timeout=120)
+
+
+def test_each_entitys_newest_vector_holds_every_family_after_a_burst(
+    empty_broker: str, cluster: Cluster
+) -> None:
+    """The feature updater merges the families of five nodes, and coalesces a burst of updates."""
+    cluster.start_worker()
+    viewer, author, tweet = 77, 78, 5
+    follow = {"event_id": "f1", "ts": T0, "type": "follow", "src_user_id": viewer, "dst_user_id": author}
+    scrolls = [
+        {"event_id": f"a{i}", "ts": T0 + 1000 * i, "type": "scroll", "user_id": viewer, "surface": "home"}
+        for i in (1, 2, 3)
+    ]
+    likes = [
+        {"event_id": f"l{i}", "ts": T0 + 4000 + i, "type": "like", "user_id": viewer if i == 0 else 1000 + i}
+        | {"tweet_id": tweet, "author_id": author}
+        for i in range(300)
+    ]
+    signal_ts = T0 + 600_000
+    signal = {
+        "event_id": "s1",
+        "ts": signal_ts,
+        "type": "sports",
+        "topic": "cup",
+        "weight": 2.0,
+        "tweet_ids": [tweet],
+    }
+    cluster.produce(
+        [("social_graph_events", str(viewer), follow)]
+        + [("user_activity_events", str(viewer), e) for e in scrolls]
+        + [("engagement_events", str(e["user_id"]), e) for e in likes]
+        + [("real_time_signals", "cup", signal)]
+    )
+
+    def newest(values: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        return {f"{v['entity_type']}:{v['entity_id']}": v for v in values}
+
+    def complete(values: list[dict[str, Any]]) -> bool:
+        latest = newest(values)
+        user, tweet_vector = latest.get(f"user:{viewer}"), latest.get(f"tweet:{tweet}")
+        return (
+            user is not None
+            and {"like.total", "social.following", "session.current.events"} <= user["features"].keys()
+            and tweet_vector is not None
+            and tweet_vector["features"].get("like.total") == len(likes)
+            and "signal.count.total" in tweet_vector["features"]
+        )
+
+    values = cluster.read("real_time_features", complete)
+    latest = newest(values)
+    user = latest[f"user:{viewer}"]
+    assert user["ts"] == likes[0]["ts"]
+    assert user["features"]["like.total"] == 1 and user["features"]["like.decayed.30m"] == 1.0
+    assert user["features"]["social.following"] == 1 and user["features"]["social.followers"] == 0
+    assert user["features"]["session.current.events"] == 3
+    assert user["features"]["context.surface.home.total"] == 3
+
+    tweet_vector = latest[f"tweet:{tweet}"]
+    assert tweet_vector["ts"] == signal_ts
+    features = tweet_vector["features"]
+    assert features["velocity.5m"] == len(likes)
+    assert features["signal.count.total"] == 1 and features["signal.boost.decayed.24h"] == pytest.approx(2.0)
+    # The engagement family is older than the signal: its decayed counts are evaluated at the
+    # vector's ts, as the contract's formula says.
+    for name, half_life in HALF_LIVES_MS.items():
+        expected = math.fsum(math.exp(-(signal_ts - e["ts"]) * math.log(2) / half_life) for e in likes)
+        assert features[f"like.decayed.{name}"] == pytest.approx(expected, rel=1e-9), name
+    tweet_messages = sum(1 for v in values if v["entity_type"] == "tweet" and v["entity_id"] == str(tweet))
+    assert tweet_messages < len(likes), "a burst of updates of one tweet is coalesced"

@@ -56,6 +56,11 @@ class HoppingCounter(StoredState):
                 del self._buckets[expired]
         return True
 
+    @property
+    def newest_hop(self) -> int | None:
+        """The start of the hop of the newest event counted."""
+        return self._newest_hop
+
     def velocity(self, at_ts: int) -> int:
         last = floor_to(at_ts, self._hop)
         first = last + self._hop - self._size

@@ -80,6 +80,8 @@ class ClosedWindow:
         """The `content_metrics` message value (CONTRACT.md)."""
         return {
             "tweet_id": self.tweet_id,
+            # JavaScript numbers lose Snowflake ids above 2**53; the HTTP API sends strings too.
+            "tweet_id_str": str(self.tweet_id),
             "author_id": self.author_id,
             "window_start": self.window_start,
             "window_end": self.window_end,

@@ -39,6 +39,7 @@ def test_a_user_score_message_follows_its_schema() -> None:
         "user_id": 1,
         "ts": 2,
         "tweet_id": 3,
+        "tweet_id_str": "3",
         "author_id": 4,
         "score": 0.5,
         "probabilities": {"like": 0.1},
