@@ -26,7 +26,7 @@ from streams.features.aggregates import (
     scoring_fields,
 )
 from streams.features.registry import PERFORMANCE_ENTITIES
-from streams.ranked.reader import POSITIVE_KINDS, record_feedback
+from streams.ranked.bandit_store import REWARD_KINDS, record_feedback
 from streams.ranked.served_outcomes import mark_outcomes
 from streams.runtime.batch import Batch, fresh_events
 from streams.runtime.sink import SinkBatch
@@ -79,7 +79,7 @@ async def aggregate(batch: Batch, outputs: SinkBatch, route: str) -> None:
                 outcomes.append((event["user_id"], event["tweet_id"], event["type"]))
                 if event["type"] == "not_interested":
                     writes.not_interested(event["user_id"], event["author_id"])
-                elif event["type"] in POSITIVE_KINDS:
+                elif event["type"] in REWARD_KINDS:
                     feedback.append((event["user_id"], event["tweet_id"]))
         touched = update_entities(part.store, part.events, entities_of, CODEC, count_engagement)
         for (entity_type, entity_id), counts in touched.items():

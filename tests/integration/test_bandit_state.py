@@ -15,14 +15,14 @@ from streams.mixer.adaptation import (
     total_fields,
 )
 from streams.mixer.components import PageItem, Query
-from streams.ranked.reader import (
+from streams.ranked.bandit_store import (
     DISCOUNT,
     DISCOUNTED_AT,
-    RedisServedRecorder,
     discount_bandit,
     load_adaptation,
     record_feedback,
 )
+from streams.ranked.served_recorder import RedisServedRecorder
 from streams.serving.keys import adaptation_key, served_by_key, served_key
 from tests.harness import with_redis
 

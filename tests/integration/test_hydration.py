@@ -21,7 +21,7 @@ from streams.mixer.features import (
 )
 from streams.mixer.viewer_feedback import Evidence, fade_factor, feedback_lift
 from streams.ranked.feedback_store import queue_learning
-from streams.ranked.reader import RedisHydrator
+from streams.ranked.hydrator import RedisHydrator
 from streams.serving.keys import features_key, served_key, tweet_key
 from streams.serving.view import UserContext
 from streams.snowflake import snowflake_at
