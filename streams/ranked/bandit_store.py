@@ -17,7 +17,8 @@ from streams.mixer.adaptation import (
     feedback_increments,
     total_fields,
 )
-from streams.serving.keys import adaptation_key, served_by_key
+from streams.serving.keys import adaptation_key, parse_served_tag, served_by_key
+from streams.serving.scripts import Script
 from streams.serving.view import float_fields
 
 # The field of a bucket's hash that says when its arms were last discounted (ms).
@@ -27,6 +28,9 @@ DISCOUNTED_AT = "discounted_at"
 REWARD_KINDS = frozenset(
     {"like", "retweet", "reply", "quote", "bookmark", "share", "click", "profile_click", "video_view"}
 )
+
+# Fades one bucket's arms, once per interval however many discounters race.
+DISCOUNT = Script("streams.ranked", "discount.lua")
 
 
 async def record_feedback(redis: Redis, engagements: Sequence[tuple[int, int]]) -> int:
@@ -45,7 +49,7 @@ async def record_feedback(redis: Redis, engagements: Sequence[tuple[int, int]]) 
     for (user, tweet), tag in zip(engagements, tags, strict=True):
         if tag is None:
             continue
-        bucket, strategy = tag.decode().split("/", 1)
+        bucket, strategy = parse_served_tag(tag)
         for field, amount in feedback_increments(strategy, 0, 1).items():
             if amount:
                 pipe.hincrbyfloat(adaptation_key(bucket), field, amount)
@@ -54,32 +58,6 @@ async def record_feedback(redis: Redis, engagements: Sequence[tuple[int, int]]) 
     if credited:
         await pipe.execute()
     return credited
-
-
-# Scales the arms' counts of one bucket's hash, unless another discounter got there first. The
-# first call only starts the clock, and sets the bucket's totals to the sums of its arms: a hash
-# kept before the totals existed gets its whole history (the arms are not faded before it).
-#   ARGV: the bucket's key, the discounted-at field, its value as read ('' if none), factor,
-#         now ms, the total served and engaged fields, then each arm's served and engaged fields.
-DISCOUNT = """
-local key = ARGV[1]
-if (redis.call('HGET', key, ARGV[2]) or '') ~= ARGV[3] then return 0 end
-if ARGV[3] == '' then
-  local served, engaged = 0, 0
-  for i = 8, #ARGV, 2 do
-    served = served + tonumber(redis.call('HGET', key, ARGV[i]) or '0')
-    engaged = engaged + tonumber(redis.call('HGET', key, ARGV[i + 1]) or '0')
-  end
-  redis.call('HSET', key, ARGV[6], served, ARGV[7], engaged)
-else
-  for i = 8, #ARGV do
-    local v = redis.call('HGET', key, ARGV[i])
-    if v then redis.call('HSET', key, ARGV[i], tonumber(v) * tonumber(ARGV[4])) end
-  end
-end
-redis.call('HSET', key, ARGV[2], ARGV[5])
-return 1
-"""
 
 
 async def discount_bandit(redis: Redis, now_ms: int, half_life_ms: float = BANDIT_HALF_LIFE_MS) -> int:
@@ -94,8 +72,8 @@ async def discount_bandit(redis: Redis, now_ms: int, half_life_ms: float = BANDI
         key = adaptation_key(bucket)
         last = await redis.hget(key, DISCOUNTED_AT)
         factor = discount_factor(max(0.0, now_ms - float(last)), half_life_ms) if last else 1.0
-        done += await redis.eval(
-            DISCOUNT, 0, key, DISCOUNTED_AT, last or "", repr(factor), now_ms, *totals, *fields
+        done += await DISCOUNT(
+            redis, [key], [DISCOUNTED_AT, last or "", repr(factor), now_ms, *totals, *fields]
         )
     return done
 
