@@ -45,6 +45,12 @@ CELEBRITIES: Final = "hm:celebs"
 ACTIVE: Final = "hm:active"
 
 
+# Extra rows per read of a sorted set scored by tweet id (`hm:tl`, `hm:au`): scores are doubles, so
+# ids next to `max_id` can share its score. A page that starts at `max_id` (the previous page's
+# last id) always skips that id itself, and rarely a few more; the readers filter them out.
+READ_SLACK: Final = 8
+
+
 def timeline_key(user_id: int) -> str:
     """The sorted set holding `user_id`'s materialised home timeline."""
     return f"{TIMELINE_PREFIX}{user_id}"

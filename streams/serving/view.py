@@ -21,6 +21,7 @@ from streams.mixer.features import pack_stored, stored_layout
 from streams.serving.keys import (
     ACTIVE,
     CELEBRITIES,
+    READ_SLACK,
     TRENDING,
     authored_key,
     blocked_by_key,
@@ -37,9 +38,6 @@ from streams.serving.scripts import Script
 
 # Trending candidates kept for the out-of-network source: far more than a page needs.
 TRENDING_KEEP = 1000
-# Extra rows per authored-tweets read: scores are doubles, so a few ids next to `max_id` can share
-# its score and are filtered out here rather than by Redis.
-READ_SLACK = 8
 
 
 def float_fields(raw: Mapping[Any, Any]) -> dict[str, float]:

@@ -41,7 +41,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from streams.serving.keys import TIMELINE_PREFIX, timeline_key
+from streams.serving.keys import READ_SLACK, TIMELINE_PREFIX, timeline_key
 from streams.serving.scripts import Script
 
 # Packs a command into RESP bytes in C; None without hiredis, when redis-py's own packer does the job.
@@ -65,9 +65,6 @@ LUA_CHUNK: Final = 1000
 UNPACK_IDS: Final = 1000
 # Every write is idempotent, so a batch cut short by a lost connection is simply sent again, once.
 CONNECTION_RETRIES: Final = 1
-# Extra rows per read round trip: a page that starts at `max_id` (the previous page's last id)
-# always skips that id itself, and rarely a few more that share its score.
-READ_SLACK: Final = 8
 # Each script's KEYS and ARGV are said at the top of its file.
 FANOUT: Final = Script("streams.timelines", "fanout.lua")
 REMOVE: Final = Script("streams.timelines", "remove.lua")
