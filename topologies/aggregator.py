@@ -26,6 +26,7 @@ from streams.features.aggregates import (
     scoring_fields,
 )
 from streams.features.registry import PERFORMANCE_ENTITIES
+from streams.mixer.features import HomeFeatures
 from streams.ranked.bandit_store import REWARD_KINDS, record_feedback
 from streams.ranked.served_outcomes import mark_outcomes
 from streams.runtime.batch import Batch, fresh_events
@@ -46,7 +47,7 @@ ENTITIES: dict[str, Callable[[dict[str, Any]], Sequence[Entity]]] = {
     "engagements-by-author": lambda e: (("author", str(e["author_id"])),),
     "engagements-by-user": lambda e: (
         ("user", str(e["user_id"])),
-        ("user_author", f"{e['user_id']}:{e['author_id']}"),
+        ("user_author", HomeFeatures.user_author_id(e["user_id"], e["author_id"])),
     ),
 }
 
