@@ -11,7 +11,7 @@ processes (2.5-3.5 minutes on 2 cores). Three parts, each printed next to its ba
    followed authors' tweets, `streams.timelines.rules.merge_timeline`), `ranked-static` (the real
    `RankedPipeline`, Twitter's weights, no learning) and `ranked-adaptive` (the same pipeline,
    all users in the learning bucket, learning as the server does: weights chosen per request by
-   the `Adaptation` Thompson bandit, fed back as `streams.ranked.reader` does (served counts when
+   the `Adaptation` Thompson bandit, fed back as `streams.ranked` does (served counts when
    a page is recorded, one "engaged" per served tweet that gets a positive engagement; the arms'
    counts fade with `BANDIT_HALF_LIFE_MS` at each round's end), and each candidate weighted by its
    viewer's feedback on its author (`streams.mixer.viewer_feedback`, learnt at each round's end from the
@@ -544,7 +544,7 @@ class SimHydrator:
 
 class SimRecorder:
     """Records what was served, and credits the served count to the bucket's strategy (as
-    `streams.ranked.reader.RedisServedRecorder` does)."""
+    `streams.ranked.served_recorder.RedisServedRecorder` does)."""
 
     def __init__(self, state: ArmState) -> None:
         self.state = state

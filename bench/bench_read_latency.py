@@ -31,6 +31,7 @@ from streams.dev.embedded import start_redis
 from streams.mixer.adaptation import bucket_of
 from streams.mixer.viewer_feedback import Evidence
 from streams.ranked.feedback_store import queue_learning
+from streams.serving.scripts import execute
 from tests.brokers import broker_kind, start_test_broker
 from tests.harness import Cluster
 from tests.integration.test_ranked import engagement
@@ -57,7 +58,7 @@ async def learn_feedback(redis_url: str) -> None:
         pipe = redis.pipeline(transaction=True)
         seen = {a: Evidence(engaged=float(a % 4), expected=1.5) for a in AUTHORS}
         queue_learning(pipe, LEARNING_VIEWER, int(time.time() * 1000), seen)
-        await pipe.execute()
+        await execute(pipe)
     finally:
         await redis.aclose()
 

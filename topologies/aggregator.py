@@ -27,7 +27,8 @@ from streams.features.aggregates import (
 )
 from streams.features.registry import PERFORMANCE_ENTITIES
 from streams.features.vector import FamilyUpdate
-from streams.ranked.reader import POSITIVE_KINDS, record_feedback
+from streams.mixer.features import HomeFeatures
+from streams.ranked.bandit_store import REWARD_KINDS, record_feedback
 from streams.ranked.served_outcomes import mark_outcomes
 from streams.runtime.batch import Batch, fresh_events
 from streams.runtime.sink import SinkBatch
@@ -47,7 +48,7 @@ ENTITIES: dict[str, Callable[[dict[str, Any]], Sequence[Entity]]] = {
     "engagements-by-author": lambda e: (("author", str(e["author_id"])),),
     "engagements-by-user": lambda e: (
         ("user", str(e["user_id"])),
-        ("user_author", f"{e['user_id']}:{e['author_id']}"),
+        ("user_author", HomeFeatures.user_author_id(e["user_id"], e["author_id"])),
     ),
 }
 
@@ -79,7 +80,7 @@ async def aggregate(batch: Batch, outputs: SinkBatch, route: str) -> None:
                 outcomes.append((event["user_id"], event["tweet_id"], event["type"]))
                 if event["type"] == "not_interested":
                     writes.not_interested(event["user_id"], event["author_id"])
-                elif event["type"] in POSITIVE_KINDS:
+                elif event["type"] in REWARD_KINDS:
                     feedback.append((event["user_id"], event["tweet_id"]))
         touched = update_entities(part.store, part.events, entities_of, CODEC, count_engagement)
         for (entity_type, entity_id), counts in touched.items():

@@ -14,7 +14,7 @@ import logging
 import time
 
 from streams.app import app, redis_client, settings
-from streams.ranked.reader import discount_bandit
+from streams.ranked.bandit_store import discount_bandit
 from streams.ranked.served_outcomes import fit_calibration
 
 log = logging.getLogger(__name__)

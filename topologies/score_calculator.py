@@ -27,7 +27,8 @@ from streams.mixer.components import Candidate, Query, SourceItem, ViewerContext
 from streams.mixer.engagement_model import ScoringModel
 from streams.mixer.score_updates import UserScore, ViewerChange, candidates_to_rescore, viewer_changes
 from streams.mixer.scorers import EngagementScorer
-from streams.ranked.reader import RedisHydrator, load_adaptation
+from streams.ranked.bandit_store import load_adaptation
+from streams.ranked.hydrator import RedisHydrator
 from streams.ranked.served_outcomes import load_calibration
 from streams.runtime.batch import Batch, fresh_events
 from streams.runtime.sink import SinkBatch

@@ -9,7 +9,7 @@ from faust.web import Request, Response, View
 
 from streams.app import app, redis_client
 from streams.ingest.codec import encode_json
-from streams.ranked.reader import bucket_metrics
+from streams.ranked.bandit_store import bucket_metrics
 from streams.ranked.served_outcomes import load_calibrator
 from streams.runtime.metrics import METRICS
 from topologies.topics import sink_topics

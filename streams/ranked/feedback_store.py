@@ -6,8 +6,9 @@ author. Each field keeps its own `ts`, so that learning rewrites only the fields
 fitter learns inside its MULTI (`queue_learning`: a crash or a racing fitter learns each served
 item exactly once, with the calibration), where Redis serves nothing else, and a viewer's hash
 holds an entry per author read in the last days. The ranked hydration reads the viewer's and the
-request's authors' fields (`lift_fields`, `decode_lifts`; the hydration script names them the
-same way, and tests/integration/test_hydration.py reads through it).
+request's authors' fields (`lift_fields`, `decode_lifts`; `hydrate.lua` is handed `VIEWER` and
+names an author's field by its id, as `lift_fields` does, and tests/integration/test_hydration.py
+reads through it).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from redis.asyncio.client import Pipeline
 
 from streams.mixer.viewer_feedback import FEEDBACK_HALF_LIFE_MS, VIEWER, Evidence, fade_factor, feedback_lift
 from streams.serving.keys import feedback_key
+from streams.serving.scripts import Script
 
 # Past this many fields a learning also drops every author whose sums have faded below
 # NEGLIGIBLE (~5 half-lives after the viewer's last look at one tweet): they no longer move a
@@ -30,59 +32,22 @@ NEGLIGIBLE: Final = 1e-3
 KEEP_MS: Final = int(10 * FEEDBACK_HALF_LIFE_MS)
 
 
-# Per field: fade the stored sums to now, add the increments. An increment from a clock behind the
-# field's `ts` (one fitter's clock behind another's) is added unfaded and `ts` stays.
-#   ARGV: key, now ms, half-life ms, lifetime ms, sweep-above, negligible,
-#         then field, engaged, expected triples.
-LEARN = """
-local key, now, half_life = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local function faded(stored, to)
-  local e, x, ts = string.match(stored, '^(%S+) (%S+) (%S+)$')
-  e, x, ts = tonumber(e), tonumber(x), tonumber(ts)
-  -- A value this script did not write starts over: an error here would stop the fitter for good.
-  if not (e and x and ts) then return 0, 0, to end
-  if to > ts then
-    local factor = math.exp(-(to - ts) * math.log(2) / half_life)
-    return e * factor, x * factor, to
-  end
-  return e, x, ts
-end
-for i = 7, #ARGV, 3 do
-  local e, x, ts = 0, 0, now
-  local stored = redis.call('HGET', key, ARGV[i])
-  if stored then e, x, ts = faded(stored, now) end
-  e = e + tonumber(ARGV[i + 1])
-  x = x + tonumber(ARGV[i + 2])
-  redis.call('HSET', key, ARGV[i], string.format('%.17g %.17g %d', e, x, ts))
-end
-if redis.call('HLEN', key) > tonumber(ARGV[5]) then
-  local all = redis.call('HGETALL', key)
-  for i = 1, #all, 2 do
-    local e, x = faded(all[i + 1], now)
-    if e < tonumber(ARGV[6]) and x < tonumber(ARGV[6]) then redis.call('HDEL', key, all[i]) end
-  end
-end
-redis.call('PEXPIRE', key, ARGV[4])
-"""
+# Fades a viewer's stored sums to now and adds the increments, per field; sweeps faded fields.
+LEARN = Script("streams.ranked", "learn.lua")
 
 
 def queue_learning(pipe: Pipeline, user_id: int, now_ms: int, seen: Mapping[int, Evidence]) -> None:
-    """Queue in `pipe` the viewer's newly seen served tweets, summed per author (`LEARN`)."""
+    """Queue in `pipe` the viewer's newly seen served tweets, summed per author (`LEARN`); run
+    it with `streams.serving.scripts.execute`."""
     if not seen:
         return
     total = sum(seen.values(), Evidence())
     sums: list[tuple[str | int, Evidence]] = [*seen.items(), (VIEWER, total)]
     increments = [v for key, e in sums for v in (key, e.engaged, e.expected)]
-    pipe.eval(
-        LEARN,
-        0,
-        feedback_key(user_id),
-        now_ms,
-        FEEDBACK_HALF_LIFE_MS,
-        KEEP_MS,
-        SWEEP_ABOVE,
-        NEGLIGIBLE,
-        *increments,
+    LEARN.queue(
+        pipe,
+        [feedback_key(user_id)],
+        [now_ms, FEEDBACK_HALF_LIFE_MS, KEEP_MS, SWEEP_ABOVE, NEGLIGIBLE, *increments],
     )
 
 

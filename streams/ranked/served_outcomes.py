@@ -39,7 +39,11 @@ from streams.serving.keys import (
     CALIBRATION_PENDING,
     CALIBRATION_SERVED_PREFIX,
     calibration_served_key,
+    outcome_field,
+    parse_pending_member,
+    pending_member,
 )
+from streams.serving.scripts import Script, execute
 from streams.serving.view import float_fields
 
 log = logging.getLogger(__name__)
@@ -60,85 +64,54 @@ MAX_PENDING_PER_USER: Final = 5000
 # the prediction it was first served with and its place in the queue, so its outcome answers that
 # prediction (not one made after the aggregator counted the outcome into the features), and a tweet
 # shown on every refresh still matures. Queue entries older than two label windows (their records
-# expired with the hash) are dropped. The records travel as one argument of "tweet record" pairs
-# (a record has no space): a page's ~100 arguments cost the read path more to pack than to send.
-#   ARGV: the user's record key, the pending key, now ms, the hash's lifetime ms, the oldest queue
-#         score kept, the per-user cap, the user id, the "tweet record tweet record ..." pairs.
-RECORD = """
-local key, pending, now = ARGV[1], ARGV[2], ARGV[3]
-if redis.call('HLEN', key) < tonumber(ARGV[6]) then
-  for tweet, record in string.gmatch(ARGV[8], '(%d+) (%S+)') do
-    if redis.call('HSETNX', key, tweet, record) == 1 then
-      redis.call('ZADD', pending, now, ARGV[7] .. ':' .. tweet)
-    end
-  end
-end
-redis.call('PEXPIRE', key, ARGV[4])
-redis.call('ZREMRANGEBYSCORE', pending, '-inf', '(' .. ARGV[5])
-"""
+# expired with the hash) are dropped. The records travel as one argument of "tweet member record"
+# triples (none has a space): a page's ~150 arguments cost the read path more to pack than to send.
+RECORD = Script("streams.ranked", "record.lua")
 
 
 def record_served_predictions(
     pipe: Pipeline, user_id: int, now_ms: int, items: Sequence[PageItem], label_window_ms: int
 ) -> None:
-    """Queue, in `pipe`, the served items' raw predictions for the fitter (`RECORD`). The user's
-    records expire two label windows after the latest serve: the fitter normally takes them after
-    one, and a fitter that does not run must not make them pile up."""
+    """Queue, in `pipe`, the served items' raw predictions for the fitter (`RECORD`; run `pipe`
+    with `streams.serving.scripts.execute`). The user's records expire two label windows after the
+    latest serve: the fitter normally takes them after one, and a fitter that does not run must
+    not make them pile up."""
     records = [
-        f"{i.tweet_id} "
+        f"{i.tweet_id} {pending_member(user_id, i.tweet_id)} "
         + ServedPrediction(i.in_network, tuple(i.raw_predictions[k] for k in KINDS), i.author_id).pack()
         for i in items
         if i.raw_predictions
     ]
     if records:
-        pipe.eval(
-            RECORD,
-            0,
-            calibration_served_key(user_id),
-            CALIBRATION_PENDING,
-            now_ms,
-            2 * label_window_ms,
-            now_ms - 2 * label_window_ms,
-            MAX_PENDING_PER_USER,
-            user_id,
-            " ".join(records),
+        RECORD.queue(
+            pipe,
+            [calibration_served_key(user_id), CALIBRATION_PENDING],
+            [
+                now_ms,
+                2 * label_window_ms,
+                now_ms - 2 * label_window_ms,
+                MAX_PENDING_PER_USER,
+                " ".join(records),
+            ],
         )
 
 
-# Marks (user, tweet, kind) on the user's served record when there is one. The triples travel as
-# one argument, "user tweet kind" lines: the aggregator sends one per engagement of a batch.
-#   ARGV: served-record prefix, the triples.
-MARK = """
-for user, tweet, kind in string.gmatch(ARGV[2], '(%d+) (%d+) ([%w_]+)') do
-  local key = ARGV[1] .. user
-  if redis.call('HEXISTS', key, tweet) == 1 then
-    redis.call('HSET', key, tweet .. ':' .. kind, 1)
-  end
-end
-"""
+# Marks (user, tweet, kind) on the user's served record when there is one. The aggregator sends one
+# per engagement of a batch: a key each, and their "tweet field" lines as one argument.
+MARK = Script("streams.ranked", "mark.lua")
 
 
 async def mark_outcomes(redis: Redis, engagements: Sequence[tuple[int, int, str]]) -> None:
     """Mark (user, tweet, kind) engagements on the served items they answer; others are ignored.
     Setting a mark is idempotent: a replayed batch marks nothing twice."""
-    lines = [f"{u} {t} {k}" for u, t, k in engagements if k in OUTCOME_KINDS]
-    if lines:
-        await redis.eval(MARK, 0, CALIBRATION_SERVED_PREFIX, "\n".join(lines))
+    marks = [(u, t, k) for u, t, k in engagements if k in OUTCOME_KINDS]
+    if marks:
+        keys = [calibration_served_key(u) for u, _, _ in marks]
+        await MARK(redis, keys, ["\n".join(f"{t} {outcome_field(t, k)}" for _, t, k in marks)])
 
 
-# The matured served items: those queued at or before ARGV[2], at most ARGV[3] of them.
-#   ARGV: pending key, cutoff ms, limit, served-record prefix, then the outcome kinds.
-#   Returns per item {member, record or nil, one mark or nil per outcome kind}.
-TAKE_MATURED = """
-local out = {}
-for _, member in ipairs(redis.call('ZRANGEBYSCORE', ARGV[1], '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])) do
-  local user, tweet = string.match(member, '^(%d+):(%d+)$')
-  local fields = {tweet}
-  for i = 5, #ARGV do fields[#fields + 1] = tweet .. ':' .. ARGV[i] end
-  out[#out + 1] = {member, redis.call('HMGET', ARGV[4] .. user, unpack(fields))}
-end
-return out
-"""
+# The matured served items with their records and marks, at most `FIT_BATCH` a round.
+TAKE_MATURED = Script("streams.ranked", "take_matured.lua")
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,14 +137,8 @@ class FitRound:
 async def _fit_round(redis: Redis, cutoff_ms: int, now_ms: int, learn: bool) -> FitRound:
     async with redis.pipeline(transaction=True) as pipe:
         await pipe.watch(CALIBRATION)
-        taken: list[Any] = await pipe.eval(
-            TAKE_MATURED,
-            0,
-            CALIBRATION_PENDING,
-            cutoff_ms,
-            FIT_BATCH,
-            CALIBRATION_SERVED_PREFIX,
-            *OUTCOME_KINDS,
+        taken: list[Any] = await TAKE_MATURED(
+            pipe, [CALIBRATION_PENDING], [cutoff_ms, FIT_BATCH, CALIBRATION_SERVED_PREFIX, *OUTCOME_KINDS]
         )
         if not taken:
             return FitRound()
@@ -182,7 +149,7 @@ async def _fit_round(redis: Redis, cutoff_ms: int, now_ms: int, learn: bool) -> 
         seen: list[tuple[int, ServedPrediction, set[str]]] = []  # learnt items of learning users
         pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
         for member, (record, *marks) in taken:
-            user, tweet = member.decode().split(":")
+            user, tweet = parse_pending_member(member)
             done = {kind for kind, mark in zip(OUTCOME_KINDS, marks, strict=True) if mark is not None}
             try:
                 served = ServedPrediction.unpack(record) if record is not None else None
@@ -193,18 +160,18 @@ async def _fit_round(redis: Redis, cutoff_ms: int, now_ms: int, learn: bool) -> 
                 lost += 1
             elif learn and learn_outcome(calibrator, served, done):
                 learnt += 1
-                if LEARNING.learns(int(user)):
-                    seen.append((int(user), served, done))
+                if LEARNING.learns(user):
+                    seen.append((user, served, done))
             else:
                 not_learnt += 1
             # Every mark, also one set since the items were taken: it answers this serve, not a later one.
-            pipe.hdel(calibration_served_key(int(user)), tweet, *(f"{tweet}:{k}" for k in OUTCOME_KINDS))
+            pipe.hdel(calibration_served_key(user), tweet, *(outcome_field(tweet, k) for k in OUTCOME_KINDS))
         pipe.zrem(CALIBRATION_PENDING, *(member for member, _ in taken))
         if learnt:
             pipe.hset(CALIBRATION, mapping=cast(dict[FieldT, EncodableT], calibrator.to_dict()))
         for user_id, by_author in seen_evidence(seen, fit).items():
             queue_learning(pipe, user_id, now_ms, by_author)
-        await pipe.execute()
+        await execute(pipe)
         return FitRound(learnt, not_learnt, lost)
 
 

@@ -1,4 +1,5 @@
-"""Every Redis key homemixer uses, and nothing else: a search for `hm:` elsewhere finds nothing.
+"""Every Redis key homemixer uses, and every member, field or value made of parts: a search for
+`hm:` elsewhere finds nothing.
 
 Redis holds what the read path needs, so that any worker can serve any user's timeline without
 asking the worker that owns the user's partition. RocksDB state is the source of truth: after a
@@ -26,6 +27,12 @@ are rebuilt on read.
 | `hm:cal:pending` | zset, score = ms | `{user}:{tweet}` served, awaiting an outcome (read path; fitter) |
 | `hm:calibration` | hash | the scorer's Platt fit per segment and kind (fitter) |
 | `hm:fb:{user}` | hash | viewer feedback: `{author}`, `viewer` -> "engaged expected ts" (fitter) |
+
+Each format made of parts has one build function here, and one parse function where Python reads
+it back. A script that must build or parse one from what it reads in Redis does so itself, and
+only these do: `take_matured.lua` parses `{user}:{tweet}` and builds `{tweet}:{kind}`,
+`hydrate.lua` builds its candidates' keys from prefixes (the script says why), and `fanout.lua`
+and `merge.lua` write the timeline sentinel.
 """
 
 from __future__ import annotations
@@ -36,6 +43,12 @@ PREFIX: Final = "hm:"
 TIMELINE_PREFIX: Final = "hm:tl:"
 CELEBRITIES: Final = "hm:celebs"
 ACTIVE: Final = "hm:active"
+
+
+# Extra rows per read of a sorted set scored by tweet id (`hm:tl`, `hm:au`): scores are doubles, so
+# ids next to `max_id` can share its score. A page that starts at `max_id` (the previous page's
+# last id) always skips that id itself, and rarely a few more; the readers filter them out.
+READ_SLACK: Final = 8
 
 
 def timeline_key(user_id: int) -> str:
@@ -93,6 +106,17 @@ def served_by_key(user_id: int) -> str:
     return f"hm:servedby:{user_id}"
 
 
+def served_tag(bucket: str, strategy: str) -> str:
+    """What `hm:servedby` says served a tweet."""
+    return f"{bucket}/{strategy}"
+
+
+def parse_served_tag(tag: bytes | str) -> tuple[str, str]:
+    """(bucket, strategy) of a `served_tag`."""
+    bucket, strategy = _text(tag).split("/", 1)
+    return bucket, strategy
+
+
 def adaptation_key(bucket: str) -> str:
     return f"hm:adapt:{bucket}"
 
@@ -106,5 +130,25 @@ def calibration_served_key(user_id: int) -> str:
     return f"{CALIBRATION_SERVED_PREFIX}{user_id}"
 
 
+def pending_member(user_id: int, tweet_id: int) -> str:
+    """A `hm:cal:pending` member: a tweet served to the user, awaiting its outcome."""
+    return f"{user_id}:{tweet_id}"
+
+
+def parse_pending_member(member: bytes | str) -> tuple[int, int]:
+    """(user id, tweet id) of a `pending_member`."""
+    user, tweet = _text(member).split(":")
+    return int(user), int(tweet)
+
+
+def outcome_field(tweet_id: int, kind: str) -> str:
+    """The `hm:cal:{user}` field that marks the user having done `kind` to the served tweet."""
+    return f"{tweet_id}:{kind}"
+
+
 def feedback_key(user_id: int) -> str:
     return f"hm:fb:{user_id}"
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw

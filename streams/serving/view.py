@@ -21,6 +21,7 @@ from streams.mixer.features import pack_stored, stored_layout
 from streams.serving.keys import (
     ACTIVE,
     CELEBRITIES,
+    READ_SLACK,
     TRENDING,
     authored_key,
     blocked_by_key,
@@ -33,12 +34,10 @@ from streams.serving.keys import (
     timeline_key,
     tweet_key,
 )
+from streams.serving.scripts import Script
 
 # Trending candidates kept for the out-of-network source: far more than a page needs.
 TRENDING_KEEP = 1000
-# Extra rows per authored-tweets read: scores are doubles, so a few ids next to `max_id` can share
-# its score and are filtered out here rather than by Redis.
-READ_SLACK = 8
 
 
 def float_fields(raw: Mapping[Any, Any]) -> dict[str, float]:
@@ -133,9 +132,7 @@ class UserContext:
     not_interested: set[int]
 
 
-HGETALL_MANY = (
-    "local out = {} for i, key in ipairs(KEYS) do out[i] = redis.call('HGETALL', key) end return out"
-)
+HGETALL_MANY = Script("streams.serving", "hgetall_many.lua")
 
 
 def _queue_user_context(pipe: Pipeline, user: int) -> None:
@@ -212,9 +209,7 @@ class ServingReads:
         if not ids:
             return {}
         # One script call: a pipeline packs and parses one command per tweet in Python.
-        rows: list[list[bytes]] = await self._redis.eval(
-            HGETALL_MANY, len(ids), *(tweet_key(tweet_id) for tweet_id in ids)
-        )
+        rows: list[list[bytes]] = await HGETALL_MANY(self._redis, [tweet_key(tweet_id) for tweet_id in ids])
         found: dict[int, dict[str, Any]] = {}
         for tweet_id, row in zip(ids, rows, strict=True):
             if row:

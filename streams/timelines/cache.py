@@ -37,12 +37,12 @@ from typing import Any, Final, TypeVar, cast
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.connection import AbstractConnection
-from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from streams.serving.keys import TIMELINE_PREFIX, timeline_key
+from streams.serving.keys import READ_SLACK, TIMELINE_PREFIX, timeline_key
+from streams.serving.scripts import Script
 
 # Packs a command into RESP bytes in C; None without hiredis, when redis-py's own packer does the job.
 HiredisPack = Callable[[tuple[str | bytes | int, ...]], bytes]
@@ -65,82 +65,13 @@ LUA_CHUNK: Final = 1000
 UNPACK_IDS: Final = 1000
 # Every write is idempotent, so a batch cut short by a lost connection is simply sent again, once.
 CONNECTION_RETRIES: Final = 1
-# Extra rows per read round trip: a page that starts at `max_id` (the previous page's last id)
-# always skips that id itself, and rarely a few more that share its score.
-READ_SLACK: Final = 8
-
-
-# KEYS: timelines. ARGV: max entries, only-existing flag ("1"/"0"), then groups: c, c tweet ids,
-# n: the next n keys all get these c tweets. ZCARD doubles as the existence check (an existing
-# timeline holds at least the sentinel), so a group costs two calls per timeline, three when it
-# trims, however many tweets it carries. Trimming removes ranks 1.. (rank 0 is the sentinel) down
-# to max entries plus the sentinel.
-FANOUT_LUA: Final = """
-local keep = tonumber(ARGV[1]) + 1
-local only_existing = ARGV[2] == '1'
-local written = 0
-local a = 3
-local k = 1
-while a <= #ARGV do
-  local c = tonumber(ARGV[a])
-  local members = {}
-  for j = a + 1, a + c do
-    members[#members + 1] = ARGV[j]
-    members[#members + 1] = ARGV[j]
-  end
-  local last = k + tonumber(ARGV[a + c + 1]) - 1
-  a = a + c + 2
-  for i = k, last do
-    local key = KEYS[i]
-    local n = 0
-    if only_existing then
-      n = redis.call('ZCARD', key)
-      if n > 0 then
-        n = n + redis.call('ZADD', key, unpack(members))
-      end
-    else
-      redis.call('ZADD', key, 0, '0', unpack(members))
-      n = redis.call('ZCARD', key)
-    end
-    if n > 0 then
-      written = written + c
-      if n > keep then
-        redis.call('ZREMRANGEBYRANK', key, 1, n - keep)
-      end
-    end
-  end
-  k = last + 1
-end
-return written
-"""
-
-# KEYS: timelines. ARGV: tweet ids. ZREM never empties a timeline: the sentinel stays.
-REMOVE_LUA: Final = """
-local removed = 0
-for i = 1, #KEYS do
-  removed = removed + redis.call('ZREM', KEYS[i], unpack(ARGV))
-end
-return removed
-"""
-
-# KEYS[1]: one timeline. ARGV: max entries, only-existing flag, then (score, member) pairs.
-MERGE_LUA: Final = """
-local key = KEYS[1]
-local keep = tonumber(ARGV[1]) + 1
-if ARGV[2] == '1' and redis.call('EXISTS', key) == 0 then
-  return -1
-end
-redis.call('ZADD', key, 0, '0')
-local added = redis.call('ZADD', key, unpack(ARGV, 3))
-local n = redis.call('ZCARD', key)
-if n > keep then
-  redis.call('ZREMRANGEBYRANK', key, 1, n - keep)
-end
-return added
-"""
+# Each script's KEYS and ARGV are said at the top of its file.
+FANOUT: Final = Script("streams.timelines", "fanout.lua")
+REMOVE: Final = Script("streams.timelines", "remove.lua")
+MERGE: Final = Script("streams.timelines", "merge.lua")
 
 # A script and its EVALSHA arguments after the sha: number of keys, keys, then ARGV.
-Call = tuple[AsyncScript, list[Any]]
+Call = tuple[Script, list[Any]]
 
 
 class TimelineCache:
@@ -156,9 +87,6 @@ class TimelineCache:
             raise ValueError(f"max_entries must be at least 1, got {max_entries}")
         self._redis = redis
         self.max_entries = max_entries
-        self._fanout = redis.register_script(FANOUT_LUA)
-        self._remove = redis.register_script(REMOVE_LUA)
-        self._merge = redis.register_script(MERGE_LUA)
         self._loaded = False
 
     async def fanout(self, tweet_id: int, user_ids: Sequence[int], *, only_existing: bool = True) -> int:
@@ -184,7 +112,7 @@ class TimelineCache:
 
         def calls() -> Iterator[Call]:
             for keys, args in self._fanout_chunks(_group_by_tweets(items), only_existing):
-                yield self._fanout, [len(keys), *keys, *args]
+                yield FANOUT, [len(keys), *keys, *args]
 
         return sum(await self._run(calls))
 
@@ -227,7 +155,7 @@ class TimelineCache:
         def calls() -> Iterator[Call]:
             for key_part in _chunks(keys, LUA_CHUNK):
                 for id_part in _chunks(ids, UNPACK_IDS):
-                    yield self._remove, [len(key_part), *key_part, *id_part]
+                    yield REMOVE, [len(key_part), *key_part, *id_part]
 
         return sum(await self._run(calls))
 
@@ -256,7 +184,7 @@ class TimelineCache:
         if not ids:
             return 0
         pairs = [value for tweet_id in ids for value in (tweet_id, tweet_id)]
-        call: Call = (self._merge, [1, timeline_key(user_id), self.max_entries, int(only_existing), *pairs])
+        call: Call = (MERGE, [1, timeline_key(user_id), self.max_entries, int(only_existing), *pairs])
         (added,) = await self._run(lambda: [call])
         return added
 
@@ -348,8 +276,8 @@ class TimelineCache:
             await pool.release(conn)
 
     async def _load_scripts(self) -> None:
-        for script in (self._fanout, self._remove, self._merge):
-            await self._redis.script_load(script.script)
+        for script in (FANOUT, REMOVE, MERGE):
+            await script.load(self._redis)
         self._loaded = True
 
 

@@ -15,14 +15,14 @@ from streams.mixer.adaptation import (
     total_fields,
 )
 from streams.mixer.components import PageItem, Query
-from streams.ranked.reader import (
+from streams.ranked.bandit_store import (
     DISCOUNT,
     DISCOUNTED_AT,
-    RedisServedRecorder,
     discount_bandit,
     load_adaptation,
     record_feedback,
 )
+from streams.ranked.served_recorder import RedisServedRecorder
 from streams.serving.keys import adaptation_key, served_by_key, served_key
 from tests.harness import with_redis
 
@@ -90,7 +90,7 @@ def test_discount_halves_the_arms_each_half_life_and_keeps_the_totals(redis_url:
 
         # A second discounter that read the clock before the first wrote it changes nothing.
         fields = [*total_fields(), *discounted_fields(["cautious"])]
-        assert await redis.eval(DISCOUNT, 0, KEY, DISCOUNTED_AT, "0", "0.5", 1, *fields) == 0
+        assert await DISCOUNT(redis, [KEY], [DISCOUNTED_AT, "0", "0.5", 1, *fields]) == 0
         assert await cautious(redis) == (pytest.approx(500.0), pytest.approx(40.0))
 
         await discount_bandit(redis, 3 * BANDIT_HALF_LIFE_MS)

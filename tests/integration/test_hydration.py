@@ -21,8 +21,9 @@ from streams.mixer.features import (
 )
 from streams.mixer.viewer_feedback import Evidence, fade_factor, feedback_lift
 from streams.ranked.feedback_store import queue_learning
-from streams.ranked.reader import RedisHydrator
+from streams.ranked.hydrator import RedisHydrator
 from streams.serving.keys import features_key, served_key, tweet_key
+from streams.serving.scripts import execute
 from streams.serving.view import UserContext
 from streams.snowflake import snowflake_at
 from tests.harness import with_redis
@@ -131,7 +132,7 @@ def test_a_learning_viewers_candidates_carry_the_feedback_lift_of_their_author(r
         await store(redis)
         pipe = redis.pipeline(transaction=True)
         queue_learning(pipe, VIEWER, NOW_MS - HOUR_MS, {FOLLOWED: Evidence(3.0, 1.0)})
-        await pipe.execute()
+        await execute(pipe)
         items = [SourceItem(t) for t in (T5, T4, T1)]
         learning = RedisHydrator(redis, UserContext({FOLLOWED}, set(), set(), None, set()), feedback=True)
         hydrated = await learning.hydrate(QUERY, VIEWER_CONTEXT, items)

@@ -24,6 +24,7 @@ from streams.ranked.served_outcomes import (
     record_served_predictions,
 )
 from streams.serving.keys import CALIBRATION_PENDING, calibration_served_key, feedback_key
+from streams.serving.scripts import execute
 from tests.harness import with_redis
 
 WINDOW_MS = 60_000
@@ -38,7 +39,7 @@ def item(tweet: int, in_network: bool, raw: float) -> PageItem:
 async def serve(redis: Redis, user: int, items: list[PageItem], at_ms: int = SERVED_MS) -> None:
     pipe = redis.pipeline(transaction=False)
     record_served_predictions(pipe, user, at_ms, items, WINDOW_MS)
-    await pipe.execute()
+    await execute(pipe)
 
 
 def served_as(i: PageItem) -> ServedPrediction:

@@ -18,6 +18,7 @@ from streams.mixer.viewer_feedback import FEEDBACK_HALF_LIFE_MS, Evidence, expec
 from streams.ranked.feedback_store import KEEP_MS, decode_lifts, lift_fields, queue_learning
 from streams.ranked.served_outcomes import FitRound, fit_calibration, mark_outcomes, record_served_predictions
 from streams.serving.keys import CALIBRATION, feedback_key
+from streams.serving.scripts import execute
 from tests.harness import with_redis
 
 WINDOW_MS = 60_000
@@ -39,7 +40,7 @@ async def stored(redis: Redis, user: int) -> dict[str, tuple[float, ...]]:
 async def learn(redis: Redis, user: int, at_ms: int, seen: dict[int, Evidence]) -> None:
     pipe = redis.pipeline(transaction=True)
     queue_learning(pipe, user, at_ms, seen)
-    await pipe.execute()
+    await execute(pipe)
 
 
 def test_each_sum_fades_to_its_own_latest_learning_and_faded_ones_are_swept(
@@ -128,7 +129,7 @@ def test_the_fitter_learns_seen_items_of_learning_users_once(redis_url: str) -> 
         for user in (LEARNER, CONTROL_USER):
             pipe = redis.pipeline(transaction=False)
             record_served_predictions(pipe, user, SERVED_MS, page, WINDOW_MS)
-            await pipe.execute()
+            await execute(pipe)
             # 101 liked, 102 seen only, 103 marked not interested, 104 never seen
             await mark_outcomes(
                 redis,
@@ -159,7 +160,7 @@ def test_expectations_are_the_current_fits_calibrated_predictions(redis_url: str
         served = item(101, 7, 0.05)
         pipe = redis.pipeline(transaction=False)
         record_served_predictions(pipe, LEARNER, SERVED_MS, [served], WINDOW_MS)
-        await pipe.execute()
+        await execute(pipe)
         await mark_outcomes(redis, [(LEARNER, 101, "impression")])
         assert await fit_calibration(redis, SERVED_MS + WINDOW_MS, WINDOW_MS) == FitRound(learnt=1)
         raw = [served.raw_predictions[k] for k in KINDS]
@@ -175,7 +176,7 @@ def test_frozen_learning_learns_no_feedback(redis_url: str) -> None:
     async def body(redis: Redis) -> None:
         pipe = redis.pipeline(transaction=False)
         record_served_predictions(pipe, LEARNER, SERVED_MS, [item(101, 7, 0.05)], WINDOW_MS)
-        await pipe.execute()
+        await execute(pipe)
         await mark_outcomes(redis, [(LEARNER, 101, "like")])
         fitted = await fit_calibration(redis, SERVED_MS + WINDOW_MS, WINDOW_MS, learn=False)
         assert fitted == FitRound(not_learnt=1)
