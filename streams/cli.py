@@ -67,6 +67,14 @@ def token(user_id: int) -> None:
 @click.option("--demo", is_flag=True, help="Feed a synthetic workload (follow graph, tweets, ...).")
 @click.option("--demo-rate", default=200.0, show_default=True, help="Demo events per second.")
 @click.option("--demo-users", default=1000, show_default=True, help="Users in the demo graph.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Worker processes of the group (one per core uses every core); worker i serves HTTP on "
+    "the web port + i and keeps its state in <data dir>/w<i>.",
+)
 def up(
     broker_port: int | None,
     redis_port: int | None,
@@ -74,6 +82,7 @@ def up(
     demo: bool,
     demo_rate: float,
     demo_users: int,
+    workers: int,
 ) -> None:
     """Run the whole system on this machine: broker, Redis, a worker and the web view.
 
@@ -81,10 +90,10 @@ def up(
     or REDIS_URL name existing ones. Prints `broker:`, `redis:` and `web:` lines once ready.
     Ctrl-C stops everything it started.
     """
-    from streams.dev.embedded import LOOPBACK, ChildServer, start_broker, start_redis, terminate
+    from streams.dev.embedded import LOOPBACK, ChildServer, start_broker, start_redis, terminate_all
 
     children: list[ChildServer] = []
-    worker_proc: subprocess.Popen[bytes] | None = None
+    worker_procs: list[subprocess.Popen[bytes]] = []
     signal.signal(signal.SIGTERM, _exit_on_signal)
     env = dict(os.environ)
     temp_dir: str | None = None
@@ -111,35 +120,49 @@ def up(
         env.setdefault("HOMEMIXER_DEV_LOGIN", "1")
         port = web_port or int(env.get("WEB_PORT", DEFAULT_WEB_PORT))
         env["WEB_PORT"] = str(port)
-        log_path = Path(env["HOMEMIXER_DATA_DIR"]) / "worker.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        worker_proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"],
-            env=env,
-            stdout=open(log_path, "ab"),
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        web_url = f"http://{LOOPBACK}:{port}/"
-        _wait_ready(web_url + "healthz", worker_proc, log_path)
+        data_dir = Path(env["HOMEMIXER_DATA_DIR"])
+        started = [_start_worker(env, data_dir, port, i, workers) for i in range(workers)]
+        worker_procs.extend(proc for proc, _ in started)
+        for i, (proc, log_path) in enumerate(started):
+            _wait_ready(f"http://{LOOPBACK}:{port + i}/healthz", proc, log_path)
         click.echo(f"broker: {broker_addr}")
         click.echo(f"redis: {redis_url}")
-        click.echo(f"web: {web_url}", nl=True)
-        click.echo(f"worker log: {log_path}", err=True)
+        click.echo(f"web: http://{LOOPBACK}:{port}/", nl=True)
+        for i, (_, log_path) in enumerate(started):
+            click.echo(f"worker {i}: http://{LOOPBACK}:{port + i}/, log {log_path}", err=True)
         if demo:
             _start_demo(broker_addr, demo_rate, demo_users)
-        worker_proc.wait()
-        raise click.ClickException(f"the worker exited with code {worker_proc.returncode}; see {log_path}")
+        while all(proc.poll() is None for proc in worker_procs):
+            time.sleep(0.5)
+        i, (proc, log_path) = next((i, w) for i, w in enumerate(started) if w[0].poll() is not None)
+        raise click.ClickException(f"worker {i} exited with code {proc.returncode}; see {log_path}")
     except KeyboardInterrupt:
         click.echo("stopping...", err=True)
     finally:
-        if worker_proc is not None:
-            terminate(worker_proc, 15)
+        terminate_all(worker_procs, 15)
         for child in reversed(children):
             child.stop()
         if temp_dir:
             shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _start_worker(
+    env: dict[str, str], data_dir: Path, port: int, index: int, workers: int
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """Worker `index` of `workers`: one alone keeps the data dir as it is; several each get a
+    directory of their own (a RocksDB store is one process's) and the next web port."""
+    own_dir = data_dir if workers == 1 else data_dir / f"w{index}"
+    own_dir.mkdir(parents=True, exist_ok=True)
+    log_path = own_dir / "worker.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "worker"],
+        env={**env, "HOMEMIXER_DATA_DIR": str(own_dir), "WEB_PORT": str(port + index)},
+        stdout=open(log_path, "ab"),
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    return proc, log_path
 
 
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:

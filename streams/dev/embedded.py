@@ -42,10 +42,19 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
 
 def terminate(process: subprocess.Popen[bytes], timeout_s: float) -> None:
     """SIGTERM, and SIGKILL if the process has not exited within `timeout_s`."""
-    if process.poll() is None:
+    terminate_all([process], timeout_s)
+
+
+def terminate_all(processes: list[subprocess.Popen[bytes]], timeout_s: float) -> None:
+    """SIGTERM to every process at once (workers leaving a group stop in parallel), and SIGKILL
+    to those not exited within `timeout_s`."""
+    running = [p for p in processes if p.poll() is None]
+    for process in running:
         process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for process in running:
         try:
-            process.wait(timeout=timeout_s)
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()

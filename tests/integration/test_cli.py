@@ -37,8 +37,28 @@ def test_help_explains_every_command() -> None:
     for command in ("up", "worker", "token"):
         assert command in out
     up_help = subprocess.run(homemixer("up", "--help"), capture_output=True, text=True).stdout
-    for option in ("--broker-port", "--redis-port", "--web-port", "--demo"):
+    for option in ("--broker-port", "--redis-port", "--web-port", "--demo", "--workers"):
         assert option in up_help
+
+
+def applied_messages(web_port: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/metrics") as response:
+        text = response.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("homemixer_messages_total") and 'outcome="applied"' in line
+    )
+
+
+def wait_applied(web_port: int, timeout_s: float = 30) -> float:
+    """Source messages the worker on `web_port` has applied, once there are any (or 0)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        if (applied := applied_messages(web_port)) > 0:
+            return applied
+    return 0.0
 
 
 @pytest.mark.slow
@@ -65,21 +85,34 @@ def test_up_demo_starts_serves_health_and_stops_everything(tmp_path: Path) -> No
             assert response.status == 200
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 3, "broker, redis and the worker"
-        deadline = time.monotonic() + 30
-        applied = 0.0
-        while time.monotonic() < deadline and applied == 0:
-            time.sleep(1)
-            with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/metrics") as response:
-                text = response.read().decode()
-            applied = sum(
-                float(line.rsplit(" ", 1)[1])
-                for line in text.splitlines()
-                if line.startswith("homemixer_messages_total") and 'outcome="applied"' in line
-            )
-        assert applied > 0, "the demo workload reaches the pipeline"
+        assert wait_applied(web_port) > 0, "the demo workload reaches the pipeline"
         assert "demo:" in (tmp_path / "up.err").read_text(), "the demo shows progress"
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
     gone = psutil.wait_procs(children, timeout=10)[1]
     assert not gone, f"left behind: {gone}"
+
+
+@pytest.mark.slow
+def test_up_with_two_workers_shares_the_work_between_them(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BROKER", "REDIS_URL")}
+    env.pop("HOMEMIXER_DATA_DIR", None)
+    web_port = free_port()
+    proc = subprocess.Popen(
+        homemixer("up", "--demo", "--workers", "2", "--web-port", str(web_port), "--demo-rate", "200"),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=open(tmp_path / "up.err", "wb"),
+        text=True,
+    )
+    try:
+        lines = [proc.stdout.readline().strip() for _ in range(3)]  # type: ignore[union-attr]
+        assert lines[2] == f"web: http://127.0.0.1:{web_port}/"
+        workers = [c for c in psutil.Process(proc.pid).children() if "worker" in c.cmdline()]
+        assert len(workers) == 2
+        # Each worker owns some source partitions once the group has settled.
+        assert wait_applied(web_port, 60) > 0 and wait_applied(web_port + 1, 60) > 0
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
