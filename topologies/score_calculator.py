@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
+from typing import Any
 
 from faust.types import TP
 from redis.asyncio import Redis
@@ -32,7 +34,8 @@ from streams.ranked.hydrator import RedisHydrator
 from streams.ranked.served_outcomes import load_calibration
 from streams.runtime.batch import Batch, fresh_events
 from streams.runtime.sink import SinkBatch
-from streams.serving.view import ServingReads
+from streams.serving.scripts import execute
+from streams.serving.view import ServingReads, UserContext
 from streams.state.node_state import node_state_named
 from topologies.topics import ROUTES, node_agent, node_state, sink_topics
 
@@ -41,8 +44,9 @@ NODE = "score_calculator"
 AGGREGATOR = "aggregator"
 # Newest tweets per acted-on author that are re-scored: a page's worth of one author's tweets.
 RESCORED_PER_AUTHOR = 20
-# Viewers scored at once (each is two Redis calls): overlaps round trips on a big batch.
-CONCURRENT_VIEWERS = 32
+# Viewers whose contexts and hydrations share one round trip: a big batch's viewers in a few
+# round trips, none of which holds Redis for long.
+VIEWERS_PER_ROUND_TRIP = 256
 # How long a batch waits for the aggregator to apply it before it is scored on what Redis has.
 AGGREGATOR_WAIT_S = 10.0
 
@@ -75,43 +79,63 @@ async def rescore(redis: Redis, changes: dict[int, ViewerChange]) -> list[UserSc
     reads = ServingReads(redis)
     adaptation, calibration = await asyncio.gather(load_adaptation(redis), load_calibration(redis))
     scorer = EngagementScorer(ScoringModel(calibration=calibration))
-    authors = sorted({a for change in changes.values() for a in change.authors})
-    newest = await reads.authored(authors, RESCORED_PER_AUTHOR, None)
-    gate = asyncio.Semaphore(CONCURRENT_VIEWERS)
+    users = list(changes)
+    scores: list[UserScore] = []
+    for start in range(0, len(users), VIEWERS_PER_ROUND_TRIP):
+        chunk = users[start : start + VIEWERS_PER_ROUND_TRIP]
+        newest, contexts = await asyncio.gather(
+            reads.authored(sorted({a for u in chunk for a in changes[u].authors}), RESCORED_PER_AUTHOR, None),
+            reads.user_contexts(chunk),
+        )
+        plans = [plan_viewer(redis, adaptation, u, changes[u], contexts[u], newest) for u in chunk]
+        plans = [p for p in plans if p.items]
+        pipe = redis.pipeline(transaction=False)
+        for plan in plans:
+            plan.hydrator.queue(pipe, plan.query, plan.items)
+        for plan, reply in zip(plans, await execute(pipe), strict=True):
+            scores.extend(plan.score(scorer, reply))
+    return scores
 
-    async def one(user: int, change: ViewerChange) -> list[UserScore]:
-        async with gate:
-            return await score_viewer(redis, reads, adaptation, scorer, user, change, newest)
 
-    per_viewer = await asyncio.gather(*(one(u, c) for u, c in changes.items()))
-    return [score for scores in per_viewer for score in scores]
+@dataclass(frozen=True)
+class ViewerPlan:
+    """One viewer's re-scoring: the query a ranked read in their bucket would make, and the
+    candidates; its hydration shares a round trip with the batch's other viewers."""
+
+    query: Query
+    viewer: ViewerContext
+    hydrator: RedisHydrator
+    items: list[SourceItem]
+    ts: int
+
+    def score(self, scorer: EngagementScorer, reply: list[Any]) -> list[UserScore]:
+        features = self.hydrator.decode(reply, self.query, self.viewer, self.items)
+        # The source only labels a page item; the scorer reads the features.
+        candidates = [Candidate(f.tweet_id, f.author_id, "push", f) for f in features if not f.deleted]
+        user, bucket = self.query.user_id, self.query.bucket
+        return [
+            UserScore(user, self.ts, c.tweet_id, c.author_id, r.score, r.predictions, bucket)
+            for c, r in zip(candidates, scorer.score(self.query, candidates), strict=True)
+        ]
 
 
-async def score_viewer(
+def plan_viewer(
     redis: Redis,
-    reads: ServingReads,
     adaptation: Adaptation,
-    scorer: EngagementScorer,
     user: int,
     change: ViewerChange,
+    context: UserContext,
     newest: dict[int, list[int]],
-) -> list[UserScore]:
+) -> ViewerPlan:
     bucket = adaptation.bucket_of(user)
     strategy = adaptation.best(bucket)
     tweet_ids = candidates_to_rescore(change, newest)
     query = Query(user, len(tweet_ids), None, change.ts, bucket, strategy, adaptation.strategies[strategy])
-    context = await reads.user_context(user)
-    viewer = ViewerContext(following=frozenset(context.following))
     hydrator = RedisHydrator(
         redis, context, feedback=bucket in adaptation.learning, frozen=settings.freeze_learning
     )
-    features = await hydrator.hydrate(query, viewer, [SourceItem(t) for t in tweet_ids])
-    # The source only labels a page item; the scorer reads the features.
-    candidates = [Candidate(f.tweet_id, f.author_id, "push", f) for f in features if not f.deleted]
-    return [
-        UserScore(user, change.ts, c.tweet_id, c.author_id, r.score, r.predictions, bucket)
-        for c, r in zip(candidates, scorer.score(query, candidates), strict=True)
-    ]
+    viewer = ViewerContext(following=frozenset(context.following))
+    return ViewerPlan(query, viewer, hydrator, [SourceItem(t) for t in tweet_ids], change.ts)
 
 
 node_agent(user_route, f"{NODE}.engagements-by-user", state, fresh_events, score_changes)

@@ -19,7 +19,7 @@ from streams.mixer.adaptation import (
 )
 from streams.serving.keys import adaptation_key, parse_served_tag, served_by_key
 from streams.serving.scripts import Script
-from streams.serving.view import float_fields
+from streams.serving.view import ServingReads, float_fields
 
 # The field of a bucket's hash that says when its arms were last discounted (ms).
 DISCOUNTED_AT = "discounted_at"
@@ -40,10 +40,9 @@ async def record_feedback(redis: Redis, engagements: Sequence[tuple[int, int]]) 
     engagements = list(dict.fromkeys(engagements))
     if not engagements:
         return 0
-    pipe = redis.pipeline(transaction=False)
-    for user, tweet in engagements:
-        pipe.hget(served_by_key(user), str(tweet))
-    tags = await pipe.execute()
+    tags = await ServingReads(redis).fields(
+        [(served_by_key(user), str(tweet)) for user, tweet in engagements]
+    )
     pipe = redis.pipeline(transaction=False)
     credited = 0
     for (user, tweet), tag in zip(engagements, tags, strict=True):

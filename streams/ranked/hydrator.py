@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from streams.mixer.components import Query, SourceItem, ViewerContext
 from streams.mixer.features import (
@@ -63,23 +64,34 @@ class RedisHydrator:
     ) -> Sequence[CandidateFeatures]:
         if not items:
             return []
-        user_id, now = query.user_id, query.now_ms
+        keys, args = self.script_call(query, items)
+        return self.decode(await HYDRATE(self._redis, keys, args), query, viewer, items)
+
+    def queue(self, pipe: Pipeline, query: Query, items: Sequence[SourceItem]) -> None:
+        """Queue the hydration of `items` (not empty) in `pipe`: the score calculator hydrates
+        every viewer of a batch in one round trip. `decode` reads its reply."""
+        HYDRATE.queue(pipe, *self.script_call(query, items))
+
+    def script_call(self, query: Query, items: Sequence[SourceItem]) -> tuple[list[str], list[str]]:
+        user_id = query.user_id
         keys = [features_key(HomeFeatures.USER, str(user_id)), served_key(user_id)]
         if self._feedback:
             keys.append(feedback_key(user_id))
-        reply: list[Any] = await HYDRATE(
-            self._redis,
-            keys,
-            [
-                TWEET_PREFIX,
-                features_key(HomeFeatures.TWEET, ""),
-                features_key(HomeFeatures.SIGNAL, ""),
-                features_key(HomeFeatures.AUTHOR, ""),
-                features_key(HomeFeatures.USER_AUTHOR, HomeFeatures.user_author_prefix(user_id)),
-                VIEWER,
-                " ".join([str(item.tweet_id) for item in items]),
-            ],
-        )
+        args = [
+            TWEET_PREFIX,
+            features_key(HomeFeatures.TWEET, ""),
+            features_key(HomeFeatures.SIGNAL, ""),
+            features_key(HomeFeatures.AUTHOR, ""),
+            features_key(HomeFeatures.USER_AUTHOR, HomeFeatures.user_author_prefix(user_id)),
+            VIEWER,
+            " ".join([str(item.tweet_id) for item in items]),
+        ]
+        return keys, args
+
+    def decode(
+        self, reply: list[Any], query: Query, viewer: ViewerContext, items: Sequence[SourceItem]
+    ) -> list[CandidateFeatures]:
+        user_id, now = query.user_id, query.now_ms
         author_ids, author_of, retweet_pairs, features, signal_pairs, served, feedback = reply
         counts = stored_counts_many(features, now)
         n = len(author_ids)

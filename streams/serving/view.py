@@ -50,6 +50,9 @@ class ServingWrites:
         self._pipe = redis.pipeline(transaction=False)
         self._keep = keep_per_author
         self._pending = 0
+        # Features are replaced whole: a batch's go out as one MSET, not a SET each (the client's
+        # per-command cost was most of a node's Redis time).
+        self._features: dict[str, bytes] = {}
 
     def _count(self, n: int = 1) -> None:
         self._pending += n
@@ -99,9 +102,9 @@ class ServingWrites:
     def features(self, entity_type: str, entity_id: str, values: Mapping[str, float]) -> None:
         """The scorer's view of an entity (a few decayed counts and their time), replaced whole."""
         if values:
-            packed = pack_stored(values, stored_layout(entity_type))
-            self._pipe.set(features_key(entity_type, entity_id), packed)
-            self._count()
+            self._features[features_key(entity_type, entity_id)] = pack_stored(
+                values, stored_layout(entity_type)
+            )
 
     def trending(self, tweet_id: int, boost: float) -> None:
         self._pipe.zadd(TRENDING, {str(tweet_id): boost})
@@ -117,6 +120,10 @@ class ServingWrites:
         self._count()
 
     async def execute(self) -> None:
+        if self._features:
+            self._pipe.mset(self._features)
+            self._features = {}
+            self._count()
         if self._pending:
             await self._pipe.execute()
             self._pending = 0
@@ -133,6 +140,7 @@ class UserContext:
 
 
 HGETALL_MANY = Script("streams.serving", "hgetall_many.lua")
+HGET_MANY = Script("streams.serving", "hget_many.lua")
 
 
 def _queue_user_context(pipe: Pipeline, user: int) -> None:
@@ -167,9 +175,16 @@ class ServingReads:
         self._redis = redis
 
     async def user_context(self, user: int) -> UserContext:
+        return (await self.user_contexts([user]))[user]
+
+    async def user_contexts(self, users: Sequence[int]) -> dict[int, UserContext]:
+        """Several users' contexts in one round trip."""
         pipe = self._redis.pipeline(transaction=False)
-        _queue_user_context(pipe, user)
-        return _user_context(await pipe.execute())
+        for user in users:
+            _queue_user_context(pipe, user)
+        replies = await pipe.execute()
+        n = len(replies) // max(1, len(users))
+        return {user: _user_context(replies[i * n : (i + 1) * n]) for i, user in enumerate(users)}
 
     async def open_read(self, user: int, now_ms: int, partitions: int) -> OpenedRead:
         """What a timeline read needs first, in one round trip: whether the Redis view is ready
@@ -189,6 +204,15 @@ class ServingReads:
             return []
         scores: list[float | None] = await self._redis.zmscore(ACTIVE, [str(u) for u in users])
         return [None if s is None else int(s) for s in scores]
+
+    async def fields(self, pairs: Sequence[tuple[str, str]]) -> list[bytes | None]:
+        """The value of each (hash, field) pair, in one command."""
+        if not pairs:
+            return []
+        values: list[bytes | None] = await HGET_MANY(
+            self._redis, [k for k, _ in pairs], [f for _, f in pairs]
+        )
+        return values
 
     async def authored(self, authors: Sequence[int], limit: int, max_id: int | None) -> dict[int, list[int]]:
         """Each author's newest tweet ids below `max_id`, newest first, at most `limit` each."""
