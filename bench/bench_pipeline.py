@@ -1,7 +1,7 @@
 """The whole topology end to end, through the contract: engagements in, `real_time_features` out.
 
 python -m bench.bench_pipeline [--events N] [--mix likes|realistic|both] [--workers 1,2]
-                               [--broker tansu|kafka] [--no-quix] [--no-delay]
+                               [--broker tansu|kafka] [--no-quix] [--no-delay] [--profile]
 
 Starts its own broker (Tansu unless `--broker kafka` or HOMEMIXER_TEST_BROKER=kafka) and Redis, one
 (or more) `homemixer worker` processes as an operator would, and measures, per mix:
@@ -19,6 +19,10 @@ Starts its own broker (Tansu unless `--broker kafka` or HOMEMIXER_TEST_BROKER=ka
             delay from each event's `ts` to the feature message of its tweet (p50, p99), as
             `homemixer_feature_delay_seconds` measures it inside the worker.
 
+With `--profile`, py-spy samples the first worker during each pipeline run, and the bench prints
+where its time went: the share of samples under each homemixer function and the Redis and Kafka
+clients (inclusive; the raw stacks stay in the run's directory).
+
 Mixes: `likes` (likes only; 2,000 tweets of 100 authors, 50,000 users, uniform), `realistic`
 (80% impressions, then likes, clicks, dwell with `dwell_ms`, replies, retweets; tweets and users
 drawn from a power law).
@@ -30,6 +34,7 @@ import argparse
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -217,7 +222,13 @@ class WorkerUsage:
 
 
 def run_pipeline(
-    bootstrap: str, redis_url: str, root: Path, events: list[dict[str, Any]], workers: int, delay: bool
+    bootstrap: str,
+    redis_url: str,
+    root: Path,
+    events: list[dict[str, Any]],
+    workers: int,
+    delay: bool,
+    profile: bool = False,
 ) -> dict[str, Any]:
     with Cluster(bootstrap, redis_url, root) as cluster:
         procs = [cluster.start_worker(f"w{i}", wait=False) for i in range(workers)]
@@ -229,11 +240,14 @@ def run_pipeline(
         completion = Completion(reference(events))
         usage = WorkerUsage(procs)
         first: list[float] = []
+        sampler = start_profile(procs[0], root / "profile.txt") if profile else None
         producing = threading.Thread(target=lambda: first.append(produce(bootstrap, SOURCE, events)))
         producing.start()
         done_at = read_features(consumer, completion, RUN_TIMEOUT_S)
         producing.join()
         cpu = usage.cpu() - usage.cpu_start
+        if sampler is not None:
+            print_profile(stop_profile(sampler, root / "profile.txt"))
         if done_at is None:
             raise RuntimeError(
                 f"features incomplete after {RUN_TIMEOUT_S} s: {len(completion.matched)} of "
@@ -253,6 +267,42 @@ def run_pipeline(
             result["delay"] = measure_delay(bootstrap, consumer, result["events_per_s"] / 2)
         consumer.close()
         return result
+
+
+def start_profile(worker: WorkerProcess, out: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        ["py-spy", "record", "-p", str(worker.proc.pid), "-r", "100", "-f", "raw", "-o", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def stop_profile(sampler: subprocess.Popen[bytes], out: Path) -> list[tuple[list[str], int]]:
+    sampler.send_signal(signal.SIGINT)
+    sampler.wait(30)
+    stacks = []
+    for line in out.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        stacks.append((stack.split(";"), int(n)))
+    return stacks
+
+
+PROFILED = ("streams/", "topologies/", "redis/", "confluent_kafka", "aiokafka/", "rocksdict", "orjson")
+
+
+def print_profile(stacks: list[tuple[list[str], int]], top: int = 30) -> None:
+    """Inclusive share of samples per function of homemixer and its clients (the worker's idle
+    loop is not sampled, so shares are of busy time)."""
+    total = sum(n for _, n in stacks)
+    inclusive: Counter[str] = Counter()
+    for frames, n in stacks:
+        # py-spy names a frame "function (file:line)"; one entry per function and file.
+        names = {f.rsplit(":", 1)[0] + ")" for f in frames if any(p in f for p in PROFILED)}
+        for name in names:
+            inclusive[name] += n
+    print(f"profile of worker 0 ({total} samples at 100 Hz, inclusive):")
+    for name, n in inclusive.most_common(top):
+        print(f"  {100 * n / total:5.1f}%  {name}")
 
 
 def measure_delay(bootstrap: str, consumer: Consumer, rate: float) -> dict[str, float]:
@@ -358,6 +408,7 @@ def main() -> None:
     parser.add_argument("--broker", choices=["tansu", "kafka"], default=None)
     parser.add_argument("--no-quix", action="store_true")
     parser.add_argument("--no-delay", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="sample worker 0 with py-spy")
     args = parser.parse_args()
     kind = broker_kind(args.broker)
     mixes = ["likes", "realistic"] if args.mix == "both" else [args.mix]
@@ -379,7 +430,9 @@ def main() -> None:
 
                         sync_redis.Redis.from_url(redis_url).flushall()
                         delay = workers == worker_counts[0] and not args.no_delay
-                        result = run_pipeline(bootstrap, redis_url, root, list(events), workers, delay)
+                        result = run_pipeline(
+                            bootstrap, redis_url, root, list(events), workers, delay, args.profile
+                        )
                         report[f"{mix}/pipeline/{workers}w"] = result
                         print_row(f"{mix} pipeline {workers}w", result)
                         if workers == worker_counts[0]:

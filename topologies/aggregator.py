@@ -35,7 +35,7 @@ from streams.runtime.sink import SinkBatch
 from streams.serving.view import ServingWrites
 from streams.state.entities import EntityCodec, update_entities
 from streams.state.keys import counts_key
-from topologies.topics import ROUTES, feature_updates, node_agent, node_state
+from topologies.topics import ROUTES, node_agent, node_state, send_family
 
 NODE = "aggregator"
 
@@ -86,7 +86,7 @@ async def aggregate(batch: Batch, outputs: SinkBatch, route: str) -> None:
         for (entity_type, entity_id), counts in touched.items():
             features = with_performance(entity_type, feature_vector(counts, counts.last_ts))
             update = FamilyUpdate(entity_type, entity_id, "engagements", counts.last_ts, features)
-            outputs.add_family(feature_updates, update)
+            send_family(outputs, update)
             writes.features(entity_type, entity_id, scoring_fields(features, counts.last_ts))
     await writes.execute()
     await record_feedback(redis_client(), feedback)

@@ -38,7 +38,7 @@ from streams.state.keys import Graph
 from streams.state.partition_store import PartitionStore
 from streams.timelines.cache import TimelineCache
 from streams.timelines.rules import DAY_MS
-from topologies.topics import ROUTES, batch_agent, feature_updates, node_state, sink_topics
+from topologies.topics import ROUTES, batch_agent, node_state, send_family, sink_topics
 
 NODE = "fanout"
 # Follow merges this many of the followee's newest tweets into the follower's timeline (Mastodon).
@@ -96,7 +96,7 @@ async def fan_out(batch: Batch, outputs: SinkBatch) -> None:
             graph_changed[owner] = max(graph_changed.get(owner, 0), event["ts"])
         for user, ts in graph_changed.items():
             update = FamilyUpdate("user", str(user), "social_graph", ts, graph.social_features(user))
-            outputs.add_family(feature_updates, update)
+            send_family(outputs, update)
     await writes.execute()
     await apply_timeline_work(work)
 

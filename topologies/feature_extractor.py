@@ -13,7 +13,7 @@ from streams.runtime.batch import Batch, fresh_events
 from streams.runtime.sink import SinkBatch
 from streams.state.entities import EntityCodec, update_entities
 from streams.state.keys import activity_key
-from topologies.topics import ROUTES, feature_updates, node_agent, node_state
+from topologies.topics import ROUTES, node_agent, node_state, send_family
 
 NODE = "feature_extractor"
 
@@ -29,9 +29,7 @@ async def extract_activity(batch: Batch, outputs: SinkBatch) -> None:
         touched = update_entities(part.store, part.events, lambda e: (e["user_id"],), CODEC, apply_activity)
         for user, activity in touched.items():
             features = activity_features(activity)
-            outputs.add_family(
-                feature_updates, FamilyUpdate("user", str(user), "activity", activity.last_ts, features)
-            )
+            send_family(outputs, FamilyUpdate("user", str(user), "activity", activity.last_ts, features))
 
 
 node_agent(activity_topic, NODE, state, fresh_events, extract_activity)

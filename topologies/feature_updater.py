@@ -10,12 +10,10 @@ each family's newest values and event time (the seed's feature state store).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from streams.features.vector import EntityVector, FamilyUpdate
 from streams.runtime.batch import Batch, fresh_events
-from streams.runtime.metrics import FEATURE_DELAY_BUCKETS, METRICS
 from streams.runtime.sink import SinkBatch
 from streams.state.entities import EntityCodec, update_entities
 from streams.state.keys import vector_key
@@ -25,12 +23,6 @@ NODE = "feature_updater"
 
 state = node_state(NODE, [feature_updates.get_topic_name()])
 features_topic = sink_topics["real_time_features"]
-
-METRICS.describe(
-    "homemixer_feature_delay_seconds",
-    "histogram",
-    "Wall-clock time from an entity's newest event time to its merged real_time_features message.",
-)
 
 CODEC: EntityCodec[str, EntityVector] = EntityCodec(vector_key, EntityVector.decode, EntityVector.encode)
 
@@ -44,20 +36,11 @@ def entity_key(update: dict[str, Any]) -> tuple[str]:
 
 
 async def merge_families(batch: Batch, outputs: SinkBatch) -> None:
-    now_ms = time.time() * 1000
     for part in batch.partitions.values():
         touched = update_entities(part.store, part.events, entity_key, CODEC, apply_update)
         for key, vector in touched.items():
             entity_type, _, entity_id = key.partition(":")
-            ts, features = vector.ts, vector.merged()
-            outputs.add(
-                features_topic,
-                key,
-                {"entity_type": entity_type, "entity_id": entity_id, "ts": ts, "features": features},
-            )
-            METRICS.observe(
-                "homemixer_feature_delay_seconds", max(0.0, now_ms - ts) / 1000, FEATURE_DELAY_BUCKETS
-            )
+            outputs.add_vector(features_topic, entity_type, entity_id, vector.ts, vector.merged())
 
 
 node_agent(feature_updates, NODE, state, fresh_events, merge_families)

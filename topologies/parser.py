@@ -14,7 +14,7 @@ from typing import Any
 from faust.types import TP
 
 from streams.app import redis_client, settings
-from streams.ingest.codec import EventDecoder, RegistrySchemas
+from streams.ingest.codec import EventDecoder, RegistrySchemas, encode_json
 from streams.ingest.parser import ParserLimits, Rejected, SourceEvent, parse
 from streams.ingest.schemas import SOURCE_TOPICS
 from streams.ingest.system_events import dead_letter
@@ -53,6 +53,7 @@ def forward(outputs: SinkBatch, tp: TP, offset: int, fields: dict[str, Any]) -> 
     """Send an applied event to its routes, stamped with its source position so that a node can
     drop what a restarted parser sends again. A list-valued key (a signal's `tweet_ids`) sends
     one message per element, each with its own event id and position."""
+    message: bytes | None = None  # the same for every route with a scalar key: encoded once
     for route, key_field in ROUTES.get(tp.topic, ()):
         key = fields[key_field]
         if isinstance(key, list):
@@ -65,7 +66,9 @@ def forward(outputs: SinkBatch, tp: TP, offset: int, fields: dict[str, Any]) -> 
                 }
                 outputs.add(route, str(element), item)
         elif key is not None:
-            outputs.add(route, str(key), {**fields, SOURCE_POSITION: [tp.partition, offset, 0]})
+            if message is None:
+                message = encode_json({**fields, SOURCE_POSITION: [tp.partition, offset, 0]})
+            outputs.add_encoded(route, str(key), message)
 
 
 async def parse_batch(batch: SourceBatch, outputs: SinkBatch) -> None:

@@ -20,7 +20,7 @@ from streams.runtime.sink import SinkBatch
 from streams.serving.view import ServingWrites
 from streams.state.entities import EntityCodec, update_entities
 from streams.state.keys import boost_key
-from topologies.topics import ROUTES, feature_updates, node_agent, node_state
+from topologies.topics import ROUTES, node_agent, node_state, send_family
 
 NODE = "signal_booster"
 
@@ -41,7 +41,7 @@ async def boost_tweets(batch: Batch, outputs: SinkBatch) -> None:
         touched = update_entities(part.store, part.events, lambda e: (e["tweet_id"],), CODEC, add_signal)
         for tweet_id, boost in touched.items():
             update = FamilyUpdate("tweet", str(tweet_id), "signals", boost.last_ts, boost_features(boost))
-            outputs.add_family(feature_updates, update)
+            send_family(outputs, update)
             boost_24h = boost.values[list(HALF_LIVES).index(RANKING_HALF_LIFE)]
             writes.features("signal", str(tweet_id), {"boost": boost_24h, "ts": float(boost.last_ts)})
             writes.trending(tweet_id, boost_24h)

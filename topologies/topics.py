@@ -9,6 +9,7 @@ from faust.types import TP, StreamT, TopicT
 from mode.types.signals import BaseSignalT
 
 from streams.app import app, settings
+from streams.features.vector import FamilyUpdate
 from streams.ingest.schemas import SINK_TOPICS, SOURCE_TOPICS
 from streams.runtime.batch import BATCH_MAX, S, run_batch
 from streams.runtime.batch_transport import RecordBatch, batch_topic
@@ -56,6 +57,18 @@ ROUTES: dict[str, tuple[tuple[TopicT, str], ...]] = {
 
 # Every family of an entity's features goes here, keyed by entity, for the feature updater.
 feature_updates = internal_topic("feature-updates")
+
+
+def send_family(outputs: SinkBatch, update: FamilyUpdate) -> None:
+    """An entity's feature family: to the feature updater, or, when it is the entity's only
+    family (`author`, `user_author`), straight to `real_time_features` as the whole vector."""
+    if update.is_whole_vector:
+        features = dict(update.features)
+        outputs.add_vector(
+            sink_topics["real_time_features"], update.entity_type, update.entity_id, update.ts, features
+        )
+    else:
+        outputs.add(feature_updates, update.key, update.to_json())
 
 
 def batch_agent(topic: TopicT, name: str, process_batch: Callable[[RecordBatch], Awaitable[None]]) -> None:

@@ -20,7 +20,7 @@ from streams.runtime.metrics import METRICS
 from streams.runtime.sink import SinkBatch
 from streams.state.keys import CONTENT_WINDOWS, velocity_key
 from streams.state.partition_store import PartitionStore
-from topologies.topics import feature_updates, internal_topic, node_agent, node_state, sink_topics
+from topologies.topics import internal_topic, node_agent, node_state, send_family, sink_topics
 
 NODE = "window_calculator"
 
@@ -73,7 +73,7 @@ async def count_windows(batch: Batch, outputs: SinkBatch) -> None:
             newest = max(latest, counter.newest_hop or latest)
             velocity = {VELOCITY_FEATURE: float(counter.velocity(newest))}
             update = FamilyUpdate("tweet", str(tweet_id), "velocity", latest, velocity)
-            outputs.add_family(feature_updates, update)
+            send_family(outputs, update)
 
 
 def late_event(event: dict[str, object], watermark: int, now_ms: int) -> dict[str, object]:

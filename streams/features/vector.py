@@ -23,6 +23,15 @@ import orjson
 
 from streams.features.decay import HALF_LIVES, LN2
 
+# The families of each entity type (and the node that keeps each). An entity with one family
+# has nothing to merge: its family's values are its whole vector.
+ENTITY_FAMILIES: dict[str, tuple[str, ...]] = {
+    "tweet": ("engagements", "velocity", "signals"),  # aggregator, window calculator, signal booster
+    "author": ("engagements",),  # aggregator
+    "user": ("engagements", "activity", "social_graph"),  # aggregator, feature extractor, fanout
+    "user_author": ("engagements",),  # aggregator
+}
+
 _DECAY_RATES = {f".decayed.{label}": LN2 / half_life for label, half_life in HALF_LIVES.items()}
 
 
@@ -35,6 +44,10 @@ class FamilyUpdate:
     family: str
     ts: int
     features: Mapping[str, float]
+
+    @property
+    def is_whole_vector(self) -> bool:
+        return ENTITY_FAMILIES.get(self.entity_type) == (self.family,)
 
     @property
     def key(self) -> str:

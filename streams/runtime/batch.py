@@ -84,18 +84,21 @@ def fresh_events(node: NodeState, records: RecordBatch) -> Batch:
     """
     batch = Batch()
     tp = records.tp
+    applied = node.applied_offset(tp)
+    positions = node.source_positions(tp)
+    events: list[dict[str, Any]] = []
     for record in records.records:
-        if node.already_applied(tp, record.offset):
+        if record.offset <= applied:
             continue
         batch.last_offsets[tp] = record.offset
         event: dict[str, Any] = orjson.loads(record.value or b"{}")
         position = event.pop(SOURCE_POSITION, None)
-        if position is not None and not node.advance_source(tp, position):
+        if position is not None and not positions.advance(position):
             continue
-        part = batch.partitions.get(tp)
-        if part is None:
-            part = batch.partitions[tp] = PartitionBatch(tp, node.store(tp))
-        part.events.append(event)
+        events.append(event)
+    positions.save()
+    if events:
+        batch.partitions[tp] = PartitionBatch(tp, node.store(tp), events)
     return batch
 
 
@@ -111,8 +114,9 @@ class SourceBatch:
 def unapplied_records(node: NodeState, records: RecordBatch) -> SourceBatch:
     """Drop the records a crash made the broker deliver again: their effects are in the store."""
     batch = SourceBatch(records.tp)
+    applied = node.applied_offset(records.tp)
     for record in records.records:
-        if not node.already_applied(records.tp, record.offset):
+        if record.offset > applied:
             batch.records.append(record)
             batch.last_offsets[records.tp] = record.offset
     return batch

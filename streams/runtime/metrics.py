@@ -71,3 +71,8 @@ METRICS.describe(
     "counter",
     "Consumed source messages by topic and outcome (applied, duplicate, dead_letter).",
 )
+METRICS.describe(
+    "homemixer_feature_delay_seconds",
+    "histogram",
+    "Wall-clock time from an entity's newest event time to its real_time_features message.",
+)

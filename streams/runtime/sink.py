@@ -13,14 +13,15 @@ which the source-position check of downstream nodes relies on.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 from faust.types import TopicT
 
 from streams.app import settings
-from streams.features.vector import FamilyUpdate
 from streams.ingest.codec import encode_json
+from streams.runtime.metrics import FEATURE_DELAY_BUCKETS, METRICS
 
 # Wait between polls for delivery reports: short, because a batch's commit waits on them.
 DELIVERY_POLL_S = 0.001
@@ -51,13 +52,20 @@ class SinkBatch:
         self._pending: list[tuple[str, bytes | None, bytes]] = []
 
     def add(self, topic: TopicT, key: str | None, value: Any) -> None:
-        self._pending.append(
-            (topic.get_topic_name(), None if key is None else key.encode(), encode_json(value))
-        )
+        self.add_encoded(topic, key, encode_json(value))
 
-    def add_family(self, topic: TopicT, update: FamilyUpdate) -> None:
-        """A family of an entity's features, to the feature updater that merges them."""
-        self.add(topic, update.key, update.to_json())
+    def add_encoded(self, topic: TopicT, key: str | None, value: bytes) -> None:
+        self._pending.append((topic.get_topic_name(), None if key is None else key.encode(), value))
+
+    def add_vector(
+        self, topic: TopicT, entity_type: str, entity_id: str, ts: int, features: dict[str, float]
+    ) -> None:
+        """One `real_time_features` message (CONTRACT.md): an entity's whole vector, keyed
+        `<entity_type>:<id>`; counts its feature delay."""
+        value = {"entity_type": entity_type, "entity_id": entity_id, "ts": ts, "features": features}
+        self.add(topic, f"{entity_type}:{entity_id}", value)
+        delay_s = max(0.0, time.time() - ts / 1000)
+        METRICS.observe("homemixer_feature_delay_seconds", delay_s, FEATURE_DELAY_BUCKETS)
 
     async def send_and_wait(self) -> None:
         if not self._pending:

@@ -154,22 +154,16 @@ class NodeState:
             dedup = self._dedups[name] = Deduplicator(self.store(tp), self._retention_ms)
         return dedup
 
-    def advance_source(self, tp: TP, position: list[int]) -> bool:
-        """Record an event's source position; False when the store already applied it."""
-        partition, offset, index = position
-        key = source_position_key(tp.topic, partition)
-        store = self.store(tp)
-        seen = store.get(key)
-        if seen is not None:
-            seen_offset, seen_index = (int(x) for x in seen.split(b":"))
-            if (offset, index) <= (seen_offset, seen_index):
-                return False
-        store.put(key, f"{offset}:{index}".encode())
-        return True
+    def source_positions(self, tp: TP) -> SourcePositions:
+        return SourcePositions(self.store(tp), tp.topic)
 
     def already_applied(self, tp: TP, offset: int) -> bool:
         """True for a message redelivered after a crash: its effects are already in the store."""
-        return offset <= self.store(tp).applied_offset(tp.topic)
+        return offset <= self.applied_offset(tp)
+
+    def applied_offset(self, tp: TP) -> int:
+        """The last offset of `tp` whose effects are in the store (-1: none)."""
+        return self.store(tp).applied_offset(tp.topic)
 
     async def commit(self, last_offsets: dict[TP, int]) -> None:
         """Commit each touched store: to the changelog first, then locally, atomically."""
@@ -223,3 +217,38 @@ def node_state_named(name: str) -> NodeState:
         return _NODE_STATES[name]
     except KeyError:
         raise LookupError(f"no node state {name!r}: is its node in the topology?") from None
+
+
+class SourcePositions:
+    """The highest source position (offset, index) applied from each source partition, for one
+    input partition's batch: each is read from the store once, and `save` writes back the ones
+    the batch moved (they commit with the batch)."""
+
+    def __init__(self, store: PartitionStore, topic: str) -> None:
+        self._store = store
+        self._topic = topic
+        self._seen: dict[int, tuple[int, int] | None] = {}
+        self._moved: dict[int, tuple[int, int]] = {}
+
+    def advance(self, position: list[int]) -> bool:
+        """Record an event's source position; False when the store already applied it."""
+        partition, offset, index = position
+        if partition in self._seen:
+            seen = self._seen[partition]
+        else:
+            stored = self._store.get(source_position_key(self._topic, partition))
+            seen = None if stored is None else _position(stored)
+        if seen is not None and (offset, index) <= seen:
+            self._seen[partition] = seen
+            return False
+        self._seen[partition] = self._moved[partition] = (offset, index)
+        return True
+
+    def save(self) -> None:
+        for partition, (offset, index) in self._moved.items():
+            self._store.put(source_position_key(self._topic, partition), f"{offset}:{index}".encode())
+
+
+def _position(stored: bytes) -> tuple[int, int]:
+    offset, index = stored.split(b":")
+    return int(offset), int(index)

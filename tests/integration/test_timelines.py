@@ -90,12 +90,13 @@ def test_push_pull_follow_unfollow_block_delete_and_redis_loss(
     )
 
     def social_of(values: list[dict[str, Any]], user: int) -> dict[str, float]:
+        """The social-graph family of the user's newest vector (which holds its other families too)."""
         found = [
             v["features"]
             for v in values
             if v["entity_id"] == str(user) and "social.followers" in v["features"]
         ]
-        return found[-1] if found else {}
+        return {k: v for k, v in found[-1].items() if k.startswith("social.")} if found else {}
 
     features = cluster.read(
         "real_time_features",

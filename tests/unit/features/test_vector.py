@@ -69,3 +69,10 @@ def test_vectors_and_updates_survive_their_encodings() -> None:
 def test_only_exponentially_decayed_names_decay() -> None:
     moved = decayed_to({"like.decayed.30m": 1.0, "like.total": 3.0, "velocity.5m": 2.0}, HOUR // 2)
     assert moved == {"like.decayed.30m": pytest.approx(0.5), "like.total": 3.0, "velocity.5m": 2.0}
+
+
+def test_an_entity_with_one_family_needs_no_merge() -> None:
+    assert FamilyUpdate("user_author", "42:7", "engagements", 7, {}).is_whole_vector
+    assert FamilyUpdate("author", "7", "engagements", 7, {}).is_whole_vector
+    assert not FamilyUpdate("tweet", "9", "engagements", 7, {}).is_whole_vector
+    assert not FamilyUpdate("user", "42", "activity", 7, {}).is_whole_vector
