@@ -83,11 +83,11 @@ async def rescore(redis: Redis, changes: dict[int, ViewerChange]) -> list[UserSc
     scores: list[UserScore] = []
     for start in range(0, len(users), VIEWERS_PER_ROUND_TRIP):
         chunk = users[start : start + VIEWERS_PER_ROUND_TRIP]
-        newest, contexts = await asyncio.gather(
+        newest, following = await asyncio.gather(
             reads.authored(sorted({a for u in chunk for a in changes[u].authors}), RESCORED_PER_AUTHOR, None),
-            reads.user_contexts(chunk),
+            reads.following_many(chunk),
         )
-        plans = [plan_viewer(redis, adaptation, u, changes[u], contexts[u], newest) for u in chunk]
+        plans = [plan_viewer(redis, adaptation, u, changes[u], following[u], newest) for u in chunk]
         plans = [p for p in plans if p.items]
         pipe = redis.pipeline(transaction=False)
         for plan in plans:
@@ -124,17 +124,20 @@ def plan_viewer(
     adaptation: Adaptation,
     user: int,
     change: ViewerChange,
-    context: UserContext,
+    following: set[int],
     newest: dict[int, list[int]],
 ) -> ViewerPlan:
     bucket = adaptation.bucket_of(user)
     strategy = adaptation.best(bucket)
     tweet_ids = candidates_to_rescore(change, newest)
     query = Query(user, len(tweet_ids), None, change.ts, bucket, strategy, adaptation.strategies[strategy])
+    # Scores read only whom the viewer follows (in-network); the rest of a context (blocks, mutes,
+    # not interested) filters a page, and re-scoring filters nothing.
+    context = UserContext(following, set(), set(), None, set())
     hydrator = RedisHydrator(
         redis, context, feedback=bucket in adaptation.learning, frozen=settings.freeze_learning
     )
-    viewer = ViewerContext(following=frozenset(context.following))
+    viewer = ViewerContext(following=frozenset(following))
     return ViewerPlan(query, viewer, hydrator, [SourceItem(t) for t in tweet_ids], change.ts)
 
 

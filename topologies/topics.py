@@ -63,10 +63,8 @@ def send_family(outputs: SinkBatch, update: FamilyUpdate) -> None:
     """An entity's feature family: to the feature updater, or, when it is the entity's only
     family (`author`, `user_author`), straight to `real_time_features` as the whole vector."""
     if update.is_whole_vector:
-        features = dict(update.features)
-        outputs.add_vector(
-            sink_topics["real_time_features"], update.entity_type, update.entity_id, update.ts, features
-        )
+        features_topic = sink_topics["real_time_features"]
+        outputs.add_vector(features_topic, update.entity_type, update.entity_id, update.ts, update.features)
     else:
         outputs.add(feature_updates, update.key, update.to_json())
 

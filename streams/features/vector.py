@@ -43,7 +43,7 @@ class FamilyUpdate:
     entity_id: str
     family: str
     ts: int
-    features: Mapping[str, float]
+    features: dict[str, float]
 
     @property
     def is_whole_vector(self) -> bool:
@@ -79,7 +79,7 @@ class EntityVector:
         and one producer, so updates arrive in the order they were made (a repeat after a crash
         comes right after the update it repeats). Their event time is not that order: a batch
         of late events may stamp an older one."""
-        self.families[update.family] = (update.ts, dict(update.features))
+        self.families[update.family] = (update.ts, update.features)
         return self
 
     @property

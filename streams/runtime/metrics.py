@@ -2,18 +2,42 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 Labels = tuple[tuple[str, str], ...]
-# A histogram's series carry their name's suffix (_bucket, _sum, _count) as this pseudo-label.
-SUFFIX = "__suffix"
+
+
+@dataclass
+class Histogram:
+    """One histogram series: counts per bucket (not cumulative: `observe` is on hot paths, so the
+    cumulative counts Prometheus wants are summed when rendered)."""
+
+    bounds: tuple[float, ...]
+    counts: list[int]
+    total: float = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def lines(self, name: str, labels: Labels) -> list[str]:
+        out, cumulative = [], 0
+        for bound, n in zip((*(f"{b:g}" for b in self.bounds), "+Inf"), self.counts, strict=True):
+            cumulative += n
+            out.append(f"{name}_bucket{_labels((*labels, ('le', bound)))} {cumulative}")
+        out.append(f"{name}_sum{_labels(labels)} {self.total:g}")
+        out.append(f"{name}_count{_labels(labels)} {cumulative}")
+        return out
 
 
 class Metrics:
     def __init__(self) -> None:
         self._help: dict[str, tuple[str, str]] = {}
         self._values: dict[str, dict[Labels, float]] = defaultdict(dict)
+        self._histograms: dict[str, dict[Labels, Histogram]] = defaultdict(dict)
 
     def describe(self, name: str, kind: str, help_text: str) -> None:
         self._help[name] = (kind, help_text)
@@ -28,28 +52,26 @@ class Metrics:
 
     def observe(self, name: str, value: float, buckets: Sequence[float], **labels: str) -> None:
         """Count `value` in a histogram with upper bounds `buckets` (ascending), Prometheus style."""
-        # One series per suffix and bound, kept under the histogram's name in insertion order
-        # (bounds ascending, then _sum and _count), which is the order the text format wants.
-        for bound in buckets:
-            self.inc(name, 1.0 if value <= bound else 0.0, **labels, le=f"{bound:g}", __suffix="_bucket")
-        self.inc(name, 1.0, **labels, le="+Inf", __suffix="_bucket")
-        self.inc(name, value, **labels, __suffix="_sum")
-        self.inc(name, 1.0, **labels, __suffix="_count")
+        series = self._histograms[name]
+        key = tuple(sorted(labels.items()))
+        histogram = series.get(key)
+        if histogram is None:
+            histogram = series[key] = Histogram(tuple(buckets), [0] * (len(buckets) + 1))
+        histogram.observe(value)
 
     def value(self, name: str, **labels: str) -> float:
         return self._values.get(name, {}).get(tuple(sorted(labels.items())), 0.0)
 
     def render(self) -> str:
         lines: list[str] = []
-        for name in sorted(self._values):
+        for name in sorted({*self._values, *self._histograms}):
             kind, help_text = self._help.get(name, ("untyped", name))
             lines.append(f"# HELP {name} {help_text}")
             lines.append(f"# TYPE {name} {kind}")
-            series = self._values[name].items()
-            for labels, value in series if kind == "histogram" else sorted(series):
-                suffix = dict(labels).get(SUFFIX, "")
-                shown = [(k, v) for k, v in labels if k != SUFFIX]
-                lines.append(f"{name}{suffix}{_labels(shown)} {value:g}")
+            for labels, value in sorted(self._values.get(name, {}).items()):
+                lines.append(f"{name}{_labels(labels)} {value:g}")
+            for labels, histogram in sorted(self._histograms.get(name, {}).items()):
+                lines.extend(histogram.lines(name, labels))
         return "\n".join(lines) + "\n"
 
 

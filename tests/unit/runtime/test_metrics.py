@@ -13,10 +13,10 @@ def test_a_histogram_renders_cumulative_buckets_sum_and_count_under_one_type_lin
     assert metrics.render().splitlines() == [
         "# HELP delay_seconds A delay.",
         "# TYPE delay_seconds histogram",
-        'delay_seconds_bucket{le="0.1",node="a"} 1',
-        'delay_seconds_bucket{le="0.5",node="a"} 2',
-        'delay_seconds_bucket{le="1",node="a"} 2',
-        'delay_seconds_bucket{le="+Inf",node="a"} 3',
+        'delay_seconds_bucket{node="a",le="0.1"} 1',
+        'delay_seconds_bucket{node="a",le="0.5"} 2',
+        'delay_seconds_bucket{node="a",le="1"} 2',
+        'delay_seconds_bucket{node="a",le="+Inf"} 3',
         'delay_seconds_sum{node="a"} 2.35',
         'delay_seconds_count{node="a"} 3',
     ]
