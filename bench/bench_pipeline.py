@@ -10,13 +10,15 @@ Starts its own broker (Tansu unless `--broker kafka` or HOMEMIXER_TEST_BROKER=ka
             the first produce call to the `real_time_features` message that completes the
             reference: every tweet, author, user and user x author entity's newest vector holds
             exactly the `<type>.total` counts computed here from the events produced. Also the
-            workers' CPU seconds over that span and their peak RSS.
+            workers' CPU seconds over that span and their peak RSS; then the time until the
+            workers went idle, every node done (the score calculator's `user_scores` last).
   raw       a confluent-kafka consumer reading the same N events (the ceiling of one client).
   quix      a Quix Streams app doing the aggregator's work (repartition by tweet, author and user,
             decayed counts in RocksDB state, one vector per update), over the same backlog; timed
             from its first output to its last (bench-only extra: pip install quixstreams).
-  delay     after the backlog, events produced at half the achieved rate for DELAY_S seconds: the
-            delay from each event's `ts` to the feature message of its tweet (p50, p99), as
+  delay     once the workers are idle after the backlog, events produced at half the achieved
+            rate for DELAY_S seconds: the delay from each event's `ts` to the feature message of
+            its tweet (p50, p99), as
             `homemixer_feature_delay_seconds` measures it inside the worker.
 
 With `--profile`, py-spy samples the first worker during each pipeline run, and the bench prints
@@ -208,6 +210,21 @@ class WorkerUsage:
     def cpu(self) -> float:
         return sum(p.cpu_times().user + p.cpu_times().system for p in self.procs)
 
+    def wait_idle(self, timeout_s: float) -> float:
+        """Wait until the workers use under 10% of a CPU for two seconds; the wall time they
+        went idle (everything they had to do is done)."""
+        deadline = time.monotonic() + timeout_s
+        idle_since, cpu = time.time(), self.cpu()
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            now_cpu = self.cpu()
+            if now_cpu - cpu > 0.05:
+                idle_since = time.time()
+            elif time.time() - idle_since >= 2.0:
+                return idle_since
+            cpu = now_cpu
+        raise RuntimeError(f"workers still busy after {timeout_s} s")
+
     def peak_rss_mb(self) -> float:
         peak = 0
         for p in self.procs:
@@ -263,6 +280,10 @@ def run_pipeline(
             "feature_messages": completion.messages,
             "peak_rss_mb": usage.peak_rss_mb(),
         }
+        # The rest of the topology (user_scores above all) may still be working on the backlog.
+        drained = usage.wait_idle(RUN_TIMEOUT_S)
+        result["drained_s"] = drained - first[0]
+        result["drained_events_per_s"] = len(events) / result["drained_s"]
         if delay:
             result["delay"] = measure_delay(bootstrap, consumer, result["events_per_s"] / 2)
         consumer.close()
@@ -458,6 +479,11 @@ def print_row(name: str, r: dict[str, Any]) -> None:
         f"  ({r['events']} in {r['seconds']:.2f} s){extra}",
         flush=True,
     )
+    if "drained_s" in r:
+        print(
+            f"{'':<28} {r['drained_events_per_s']:>10,.0f} events/s until every node was done"
+            f" (user_scores included: {r['drained_s']:.1f} s)"
+        )
     if "delay" in r and r["delay"].get("messages"):
         d = r["delay"]
         print(f"{'':<28} feature delay at {d['rate']:,.0f}/s: p50 {d['p50_s']:.3f} s, p99 {d['p99_s']:.3f} s")

@@ -22,6 +22,8 @@ DEFAULT_TIMELINE_MAX = 800
 DEFAULT_ACTIVE_DAYS = 30
 DEFAULT_METRICS_WINDOW_S = 60
 DEFAULT_GRACE_S = 10
+# A source partition silent this long stops holding windows open (CONTRACT.md, "Windows").
+DEFAULT_IDLE_S = 10
 # A tweet is at most 280 characters; 64 KiB leaves room for every optional field and then some.
 DEFAULT_MAX_EVENT_BYTES = 64 * 1024
 # Replays after a crash arrive within minutes; producer retries within hours. A day covers both.
@@ -62,6 +64,7 @@ class Settings:
     active_days: int = DEFAULT_ACTIVE_DAYS
     metrics_window_s: int = DEFAULT_METRICS_WINDOW_S
     grace_s: int = DEFAULT_GRACE_S
+    idle_s: int = DEFAULT_IDLE_S
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
     dedup_retention_s: int = DEFAULT_DEDUP_RETENTION_S
     max_future_skew_s: int = DEFAULT_MAX_FUTURE_SKEW_S
@@ -100,6 +103,7 @@ class Settings:
             active_days=_int(env, "HOMEMIXER_ACTIVE_DAYS", DEFAULT_ACTIVE_DAYS),
             metrics_window_s=_int(env, "HOMEMIXER_METRICS_WINDOW_S", DEFAULT_METRICS_WINDOW_S),
             grace_s=_int(env, "HOMEMIXER_GRACE_S", DEFAULT_GRACE_S),
+            idle_s=_int(env, "HOMEMIXER_IDLE_S", DEFAULT_IDLE_S),
             max_event_bytes=_int(env, "HOMEMIXER_MAX_EVENT_BYTES", DEFAULT_MAX_EVENT_BYTES),
             dedup_retention_s=_int(env, "HOMEMIXER_DEDUP_RETENTION_S", DEFAULT_DEDUP_RETENTION_S),
             max_future_skew_s=_int(env, "HOMEMIXER_MAX_FUTURE_SKEW_S", DEFAULT_MAX_FUTURE_SKEW_S),

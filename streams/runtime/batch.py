@@ -58,12 +58,30 @@ async def run_batch(
 ) -> None:
     """One batch of a stateful node, in the order the module docstring gives."""
     METRICS.observe("homemixer_batch_records", len(records.records), BATCH_SIZE_BUCKETS, node=state.name)
-    await state.open([records.tp])
-    selected = select(state, records)
-    outputs = SinkBatch()
-    await work(selected, outputs)
-    await outputs.send_and_wait()
-    await state.commit(selected.last_offsets)
+    async with state.lock(records.tp):
+        await state.open([records.tp])
+        selected = select(state, records)
+        outputs = SinkBatch()
+        await work(selected, outputs)
+        await outputs.send_and_wait()
+        await state.commit(selected.last_offsets)
+
+
+async def run_tick(
+    state: NodeState, tp: TP, work: Callable[[TP, PartitionStore, SinkBatch], Awaitable[bool]]
+) -> None:
+    """Work on a partition between its batches, such as closing windows once a source partition
+    has gone quiet, in the same order: `work` (True when it changed the store), send and wait,
+    commit with the partition's offset unchanged. Skipped unless this worker has the store open
+    and current (the next batch opens it)."""
+    async with state.lock(tp):
+        store = state.opened(tp)
+        if store is None:
+            return
+        outputs = SinkBatch()
+        if await work(tp, store, outputs):
+            await outputs.send_and_wait()
+            await state.commit({tp: state.applied_offset(tp)})
 
 
 @dataclass
@@ -73,6 +91,8 @@ class PartitionBatch:
     tp: TP
     store: PartitionStore
     events: list[dict[str, Any]] = field(default_factory=list)
+    # The source partition each event came from (the parser's stamp; 0 for unstamped events).
+    sources: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -94,6 +114,7 @@ def fresh_events(node: NodeState, records: RecordBatch) -> Batch:
     applied = node.applied_offset(tp)
     positions = node.source_positions(tp)
     events: list[dict[str, Any]] = []
+    sources: list[int] = []
     for record in records.records:
         if record.offset <= applied:
             continue
@@ -103,9 +124,10 @@ def fresh_events(node: NodeState, records: RecordBatch) -> Batch:
         if position is not None and not positions.advance(position):
             continue
         events.append(event)
+        sources.append(0 if position is None else position[0])
     positions.save()
     if events:
-        batch.partitions[tp] = PartitionBatch(tp, node.store(tp), events)
+        batch.partitions[tp] = PartitionBatch(tp, node.store(tp), events, sources)
     return batch
 
 

@@ -64,9 +64,15 @@ class NodeState:
         self._standby: dict[str, PartitionStore] = {}
         # Stores being opened (catching up): a standby pass must not open the same path again.
         self._opening: set[str] = set()
+        self._locks: dict[str, asyncio.Lock] = {}
 
     def _store_name(self, tp: TP) -> str:
         return f"p{tp.partition}" if self._copartitioned else f"{tp.topic}-{tp.partition}"
+
+    def lock(self, tp: TP) -> asyncio.Lock:
+        """Held by whatever changes a partition's store, from its open to its commit: a batch, or
+        a tick between batches (`streams.runtime.batch.run_tick`)."""
+        return self._locks.setdefault(self._store_name(tp), asyncio.Lock())
 
     async def open(self, tps: Iterable[TP]) -> None:
         """Open the stores of these partitions, replaying the changelog records each one lacks."""

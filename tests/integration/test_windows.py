@@ -88,3 +88,41 @@ def test_windows_close_once_with_late_events_reported(empty_broker: str, cluster
         cluster.read("real_time_features", lambda v: velocities(v).keys() >= expected_velocity.keys())
     )
     assert found == expected_velocity
+
+
+def test_a_window_counts_every_event_of_every_source_partition(empty_broker: str, cluster: Cluster) -> None:
+    """Likes on one tweet spread over the source partitions, then an impression ten minutes later
+    on one of them: whichever partition the parser reads first, the window waits for the others
+    (or for them to go quiet) and counts every like; a like arriving after it closed is late."""
+    cluster.start_worker(HOMEMIXER_IDLE_S="2")
+    start = T0 // WINDOW_MS * WINDOW_MS
+    likes = [
+        {"event_id": f"l{u}", "ts": start + 1_000 * u, "type": "like", "user_id": u, "tweet_id": 77}
+        | {"author_id": 9}
+        for u in range(1, 8)
+    ]
+    impression = {
+        "event_id": "i1",
+        "ts": start + 10 * WINDOW_MS,
+        "type": "impression",
+        "user_id": 8,
+        "tweet_id": 77,
+    } | {"author_id": 9}
+    delivered = cluster.produce(("engagement_events", str(e["user_id"]), e) for e in [*likes, impression])
+    assert len({d.partition for d in delivered}) >= 3, "the likes are spread over the partitions"
+
+    def window(values: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [m for m in values if m["tweet_id"] == 77 and m["window_start"] == start]
+
+    (closed,) = window(cluster.read("content_metrics", lambda v: bool(window(v))))
+    assert closed["counts"] == {"like": 7}
+
+    straggler = {"event_id": "l99", "ts": start + 30_000, "type": "like", "user_id": 3, "tweet_id": 77}
+    cluster.produce([("engagement_events", "3", straggler | {"author_id": 9})])
+    system = cluster.read(
+        "system_events", lambda v: any(s.get("attributes", {}).get("event_id") == "l99" for s in v)
+    )
+    (late,) = [s for s in system if s.get("attributes", {}).get("event_id") == "l99"]
+    assert late["type"] == "late_event"
+    # The straggler was processed before its late event was read: a second emission would be in.
+    assert len(window(cluster.read("content_metrics", lambda v: bool(window(v))))) == 1, "emitted once"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from streams.features.windows.dwell import DwellStats, DwellSummary
 from streams.features.windows.stored import StoredState, floor_to
+from streams.features.windows.watermarks import DEFAULT_IDLE_MS, SourceWatermarks
 
 IMPRESSION = "impression"
 """The engagement type that is the denominator of a window's engagement rate."""
@@ -56,8 +58,8 @@ class AddResult:
     accepted: bool
     window_start: int
     window_end: int
-    watermark: int
-    """The partition watermark after the event."""
+    watermark: int | None
+    """The partition watermark after the event (None while a source partition holds it)."""
 
     @property
     def late(self) -> bool:
@@ -95,8 +97,10 @@ class ClosedWindow:
 class TumblingWindows(StoredState):
     """Per-tweet tumbling windows of one partition, closed by the partition's event time.
 
-    The watermark is the largest event time the partition has seen. A window [start, end)
-    closes when `end + grace_ms <= watermark`. Because the watermark never moves back, a closed
+    The watermark is the smallest, over the source partitions whose events this partition
+    holds, of the largest event time each has sent, leaving out those idle for `idle_ms`
+    (`SourceWatermarks`; with one source partition, the largest event time seen). A window
+    [start, end) closes when `end + grace_ms <= watermark`. Because the watermark never moves back, a closed
     window stays closed: an event whose window has closed is late (`add` says so and counts it
     nowhere), so no window can be reopened or closed twice. Whether `advance` is called after
     every event or once per batch, the same windows close with the same contents.
@@ -105,14 +109,14 @@ class TumblingWindows(StoredState):
     are about `grace_ms / size_ms + 2` distinct open starts in a steady stream.
     """
 
-    def __init__(self, size_ms: int, grace_ms: int) -> None:
+    def __init__(self, size_ms: int, grace_ms: int, idle_ms: int = DEFAULT_IDLE_MS) -> None:
         if size_ms <= 0:
             raise ValueError(f"window size must be positive, got {size_ms}")
         if grace_ms < 0:
             raise ValueError(f"grace must not be negative, got {grace_ms}")
         self._size = size_ms
         self._grace = grace_ms
-        self._watermark: int | None = None
+        self._sources = SourceWatermarks(idle_ms)
         self._open: dict[int, dict[int, WindowCounts]] = {}
 
     @property
@@ -125,7 +129,12 @@ class TumblingWindows(StoredState):
 
     @property
     def watermark(self) -> int | None:
-        return self._watermark
+        return self._sources.watermark
+
+    def configured(self, idle_ms: int, source_partitions: Iterable[int]) -> TumblingWindows:
+        """This state with the current idleness and source partitions (`SourceWatermarks`)."""
+        self._sources = self._sources.configured(idle_ms, source_partitions)
+        return self
 
     def window_start(self, ts: int) -> int:
         return floor_to(ts, self._size)
@@ -134,28 +143,40 @@ class TumblingWindows(StoredState):
         return sum(len(by_tweet) for by_tweet in self._open.values())
 
     def add(
-        self, tweet_id: int, author_id: int, engagement_type: str, ts: int, dwell_ms: int | None = None
+        self,
+        tweet_id: int,
+        author_id: int,
+        engagement_type: str,
+        ts: int,
+        dwell_ms: int | None = None,
+        source_partition: int = 0,
+        now_ms: float = 0.0,
     ) -> AddResult:
+        """Count an event that `source_partition` sent, received at wall-clock `now_ms`, unless
+        its window has closed (it is late)."""
         start = self.window_start(ts)
         end = start + self._size
-        if self._watermark is not None and end + self._grace <= self._watermark:
-            return AddResult(False, start, end, self._watermark)
+        watermark = self._sources.watermark
+        if watermark is not None and end + self._grace <= watermark:
+            return AddResult(False, start, end, watermark)
         by_tweet = self._open.setdefault(start, {})
         window = by_tweet.get(tweet_id)
         if window is None:
             window = by_tweet[tweet_id] = WindowCounts(author_id)
         window.add(engagement_type, dwell_ms)
-        self._watermark = ts if self._watermark is None else max(self._watermark, ts)
-        return AddResult(True, start, end, self._watermark)
+        self._sources.observe(source_partition, ts, now_ms)
+        return AddResult(True, start, end, self._sources.advance(now_ms))
 
-    def advance(self) -> list[ClosedWindow]:
-        """Close and forget every window the watermark has passed, in (start, tweet_id) order."""
-        if self._watermark is None:
+    def advance(self, now_ms: float | None = None) -> list[ClosedWindow]:
+        """Close and forget every window the watermark has passed, in (start, tweet_id) order;
+        with `now_ms`, the watermark first leaves out source partitions idle by then."""
+        watermark = self._sources.watermark if now_ms is None else self._sources.advance(now_ms)
+        if watermark is None:
             return []
         closed: list[ClosedWindow] = []
         for start in sorted(self._open):
             end = start + self._size
-            if end + self._grace > self._watermark:
+            if end + self._grace > watermark:
                 break
             by_tweet = self._open.pop(start)
             for tweet_id in sorted(by_tweet):
@@ -178,7 +199,8 @@ class TumblingWindows(StoredState):
         return {
             "size": self._size,
             "grace": self._grace,
-            "watermark": self._watermark,
+            "idle": self._sources.idle_ms,
+            "sources": self._sources.to_state(),
             "open": [
                 [start, tweet_id, self._open[start][tweet_id].to_state()]
                 for start in sorted(self._open)
@@ -188,8 +210,10 @@ class TumblingWindows(StoredState):
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> TumblingWindows:
-        windows = cls(int(state["size"]), int(state["grace"]))
-        windows._watermark = state["watermark"]
+        windows = cls(int(state["size"]), int(state["grace"]), int(state.get("idle", DEFAULT_IDLE_MS)))
+        # A state from before per-source watermarks holds one watermark and no partitions.
+        sources = state.get("sources", {"latest": [], "watermark": state.get("watermark")})
+        windows._sources.restore(sources)
         for start, tweet_id, counts in state["open"]:
             windows._open.setdefault(int(start), {})[int(tweet_id)] = WindowCounts.from_state(counts)
         return windows
