@@ -12,6 +12,11 @@ from faust.types import TopicT
 REPLAY_BATCH = 500
 
 
+class ChangelogHeadMissing(RuntimeError):
+    """Records a store needs are no longer in its changelog (the broker's retention deleted
+    them): replaying the rest would leave the store silently incomplete, so nothing is replayed."""
+
+
 class KafkaChangelog:
     """Input partition p's stores write to changelog partition p modulo the changelog's count: a
     source topic may have more partitions than our own topics, and records name their store."""
@@ -37,13 +42,24 @@ class KafkaChangelog:
         tp = TopicPartition(self.topic.get_topic_name(), partition % self._partitions)
         async with self._reader_lock:
             if self._reader is None:
-                self._reader = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
+                # "none": a seek past what the broker still has raises instead of jumping to the end.
+                self._reader = AIOKafkaConsumer(
+                    bootstrap_servers=self._bootstrap, enable_auto_commit=False, auto_offset_reset="none"
+                )
                 await self._reader.start()
             consumer = self._reader
             consumer.assign([tp])
             end = (await consumer.end_offsets([tp]))[tp]
             if after + 1 >= end:
                 return
+            first = (await consumer.beginning_offsets([tp]))[tp]
+            if after + 1 < first:
+                raise ChangelogHeadMissing(
+                    f"{tp.topic}[{tp.partition}]: a store that has applied up to offset {after} needs "
+                    f"records from {after + 1}, but the changelog starts at {first} (deleted by the "
+                    "topic's retention). Give changelog topics retention.ms=-1 (README, Exactness), "
+                    "or reprocess from the source topics."
+                )
             consumer.seek(tp, after + 1)
             while await consumer.position(tp) < end:
                 fetched = await consumer.getmany(tp, timeout_ms=1000, max_records=REPLAY_BATCH)

@@ -113,3 +113,40 @@ def test_compaction_keeps_the_latest_record_of_each_key(empty_broker: str, clust
         assert time.monotonic() < deadline, f"{len(kept)} records of 20 keys kept after compaction"
         time.sleep(1.0)
     assert {f"k{v['k']}": v["round"] for v in kept} == latest
+
+
+class ChangelogName:
+    """What KafkaChangelog.replay reads of its Faust topic: the name (records come from confluent-kafka)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def get_topic_name(self) -> str:
+        return self.name
+
+
+@pytest.mark.broker_feature("delete_records")
+def test_a_changelog_whose_head_is_gone_refuses_to_replay_an_incomplete_store(
+    empty_broker: str, cluster: Cluster
+) -> None:
+    from streams.state.kafka_changelog import ChangelogHeadMissing, KafkaChangelog
+
+    admin = AdminClient({"bootstrap.servers": empty_broker})
+    topic = create_topic(admin)
+    cluster.produce((topic, None, f"commit {i}".encode()) for i in range(10))
+    admin.delete_records([TopicPartition(topic, 0, 4)], request_timeout=10)[
+        TopicPartition(topic, 0, 4)
+    ].result(timeout=15)
+    changelog = KafkaChangelog(ChangelogName(topic), empty_broker, 1)  # type: ignore[arg-type]
+
+    async def replays() -> tuple[str, list[int]]:
+        refused = ""
+        try:
+            [offset async for offset, _ in changelog.replay(0, -1)]  # an empty store needs 0 on
+        except ChangelogHeadMissing as missing:
+            refused = str(missing)
+        return refused, [offset async for offset, _ in changelog.replay(0, 5)]
+
+    refused, rest = asyncio.run(replays())
+    assert "starts at 4" in refused and "retention.ms=-1" in refused
+    assert rest == [6, 7, 8, 9], "a store past the deleted head replays the rest"
