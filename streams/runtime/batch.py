@@ -15,6 +15,7 @@ A crash before 5 repeats 3 and 4 on restart (an output may repeat, none is lost)
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -37,7 +38,15 @@ BATCH_MAX = 2000
 # per batch: small batches under load are where per-event cost grows.
 BATCH_SIZE_BUCKETS = (1, 10, 100, 500, 1000, BATCH_MAX)
 
+BATCH_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
 METRICS.describe("homemixer_batch_records", "histogram", "Records per batch a node processed.")
+METRICS.describe(
+    "homemixer_batch_seconds",
+    "histogram",
+    "Wall-clock time of a node's batch by step: work (its state and Redis), send (outputs "
+    "acknowledged), commit (changelog record, then RocksDB).",
+)
 
 
 class Selected(Protocol):
@@ -57,14 +66,21 @@ async def run_batch(
     work: Callable[[S, SinkBatch], Awaitable[None]],
 ) -> None:
     """One batch of a stateful node, in the order the module docstring gives."""
-    METRICS.observe("homemixer_batch_records", len(records.records), BATCH_SIZE_BUCKETS, node=state.name)
+    started = time.perf_counter()
     async with state.lock(records.tp):
         await state.open([records.tp])
         selected = select(state, records)
         outputs = SinkBatch()
         await work(selected, outputs)
+        worked = time.perf_counter()
         await outputs.send_and_wait()
+        sent = time.perf_counter()
         await state.commit(selected.last_offsets)
+    done = time.perf_counter()
+    node = state.name
+    METRICS.observe("homemixer_batch_records", len(records.records), BATCH_SIZE_BUCKETS, node=node)
+    for step, seconds in (("work", worked - started), ("send", sent - worked), ("commit", done - sent)):
+        METRICS.observe("homemixer_batch_seconds", seconds, BATCH_SECONDS_BUCKETS, node=node, step=step)
 
 
 async def run_tick(

@@ -13,6 +13,7 @@ which the source-position check of downstream nodes relies on.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from typing import Any
 
@@ -23,8 +24,10 @@ from streams.app import settings
 from streams.ingest.codec import encode_json
 from streams.runtime.metrics import FEATURE_DELAY_BUCKETS, METRICS
 
-# Wait between polls for delivery reports: short, because a batch's commit waits on them.
-DELIVERY_POLL_S = 0.001
+# Wait before producing again when librdkafka's local queue is full.
+QUEUE_FULL_WAIT_S = 0.001
+# How long the delivery thread blocks in one poll; deliveries wake it at once.
+DELIVERY_POLL_S = 0.1
 PRODUCER_CONFIG = {
     "linger.ms": 2,
     "partitioner": "murmur2_random",
@@ -36,11 +39,22 @@ _producer: Producer | None = None
 
 
 def producer(bootstrap: str) -> Producer:
-    """The process's output producer, created on first use."""
+    """The process's output producer, created on first use, with a thread that serves its
+    delivery reports: a batch waiting for its acknowledgements sleeps until the last one arrives
+    instead of polling the producer from the event loop every millisecond (under a steady stream
+    every node has small batches, and that polling was most of a batch's fixed cost)."""
     global _producer
     if _producer is None:
         _producer = Producer({"bootstrap.servers": bootstrap, **PRODUCER_CONFIG})
+        threading.Thread(
+            target=_serve_deliveries, args=(_producer,), name="sink-deliveries", daemon=True
+        ).start()
     return _producer
+
+
+def _serve_deliveries(out: Producer) -> None:
+    while True:
+        out.poll(DELIVERY_POLL_S)
 
 
 class DeliveryFailed(RuntimeError):
@@ -71,27 +85,28 @@ class SinkBatch:
         if not self._pending:
             return
         out = producer(settings.bootstrap_servers)
+        loop = asyncio.get_running_loop()
+        all_delivered = loop.create_future()
         waiting = len(self._pending)
         errors: list[KafkaError] = []
 
         def delivered(err: KafkaError | None, _: Message) -> None:
+            # Runs on the delivery thread.
             nonlocal waiting
-            waiting -= 1
             if err is not None:
                 errors.append(err)
+            waiting -= 1
+            if waiting == 0:
+                loop.call_soon_threadsafe(all_delivered.set_result, None)
 
         for topic, key, value in self._pending:
             while True:
                 try:
                     out.produce(topic, value=value, key=key, on_delivery=delivered)
                     break
-                except BufferError:  # the local queue is full: let deliveries drain it
-                    out.poll(0)
-                    await asyncio.sleep(DELIVERY_POLL_S)
+                except BufferError:  # the local queue is full: the delivery thread drains it
+                    await asyncio.sleep(QUEUE_FULL_WAIT_S)
         self._pending.clear()
-        while waiting > 0:
-            out.poll(0)
-            if waiting > 0:
-                await asyncio.sleep(DELIVERY_POLL_S)
+        await all_delivered
         if errors:
             raise DeliveryFailed(f"{len(errors)} outputs not delivered, first: {errors[0]}")
