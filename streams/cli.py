@@ -16,7 +16,7 @@ from types import FrameType
 
 import click
 
-from streams.settings import DEFAULT_WEB_PORT, Settings
+from streams.settings import DEFAULT_WEB_PORT, Settings, unsafe_secret
 
 # A cold worker joins the group and creates its topics in about 4 s on the embedded broker.
 READY_TIMEOUT_S = 60.0
@@ -46,6 +46,8 @@ def worker(loglevel: str) -> None:
     from streams.runtime.topic_admin import ensure_topics
     from topologies.topics import all_topic_names
 
+    if (reason := unsafe_secret(settings)) is not None:
+        raise click.ClickException(reason)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     ensure_topics(settings.bootstrap_servers, all_topic_names(), settings.partitions)
     runner = Worker(app, loglevel=loglevel)

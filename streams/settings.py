@@ -22,6 +22,8 @@ DEFAULT_TIMELINE_MAX = 800
 DEFAULT_ACTIVE_DAYS = 30
 DEFAULT_METRICS_WINDOW_S = 60
 DEFAULT_GRACE_S = 10
+# Public, so anyone can mint tokens with it: good for loopback only (`unsafe_secret`).
+DEFAULT_SECRET = "dev-secret-change-me"
 # A source partition silent this long stops holding windows open (CONTRACT.md, "Windows").
 DEFAULT_IDLE_S = 10
 # A tweet is at most 280 characters; 64 KiB leaves room for every optional field and then some.
@@ -53,7 +55,7 @@ class Settings:
     broker: str = DEFAULT_BROKER
     redis_url: str = DEFAULT_REDIS_URL
     data_dir: Path = field(default_factory=lambda: Path("./homemixer-data"))
-    secret: str = "dev-secret-change-me"
+    secret: str = DEFAULT_SECRET
     web_port: int = DEFAULT_WEB_PORT
     web_bind: str = "127.0.0.1"
     # How other workers reach this one, for requests routed to a key's owner; "" = derived.
@@ -93,7 +95,7 @@ class Settings:
             broker=env.get("KAFKA_BROKER", DEFAULT_BROKER),
             redis_url=env.get("REDIS_URL", DEFAULT_REDIS_URL),
             data_dir=Path(env.get("HOMEMIXER_DATA_DIR", "./homemixer-data")),
-            secret=env.get("HOMEMIXER_SECRET", "dev-secret-change-me"),
+            secret=env.get("HOMEMIXER_SECRET", DEFAULT_SECRET),
             web_port=_int(env, "WEB_PORT", DEFAULT_WEB_PORT),
             web_bind=env.get("WEB_BIND", "127.0.0.1"),
             advertised_host=env.get("HOMEMIXER_ADVERTISED_HOST", ""),
@@ -131,3 +133,18 @@ class Settings:
         if not host:
             host = socket.gethostname() if self.web_bind in ("0.0.0.0", "::") else self.web_bind
         return f"http://{host}:{self.web_port}"
+
+
+LOOPBACK_BINDS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def unsafe_secret(settings: Settings) -> str | None:
+    """Why this worker must not start, or None: its web server is reachable beyond loopback
+    while it signs tokens with the public built-in secret (CONTRACT.md, CLI)."""
+    if settings.web_bind not in LOOPBACK_BINDS and settings.secret == DEFAULT_SECRET:
+        return (
+            f"WEB_BIND={settings.web_bind} serves beyond loopback, but HOMEMIXER_SECRET is the public "
+            "built-in default: anyone could mint tokens. Set HOMEMIXER_SECRET (e.g. "
+            "`openssl rand -hex 32`) or bind to 127.0.0.1."
+        )
+    return None

@@ -19,6 +19,7 @@ from streams.http.rules import (
     authorize,
     check_timeline_request,
     error_body,
+    page_security_headers,
     parse_dev_login,
     parse_new_tweet,
     too_many_requests,
@@ -35,6 +36,7 @@ read_limiter = RateLimiter(settings.read_rate)
 post_limiter = RateLimiter(settings.post_rate)
 tweet_ids = SnowflakeGenerator(settings.snowflake_worker)
 PAGE = (resources.files("streams.http") / "static" / "index.html").read_text("utf-8")
+PAGE_HEADERS = page_security_headers(PAGE)
 RETRY_NOT_READY_S = 2
 
 
@@ -117,7 +119,7 @@ class Tweets(View):
 @app.page("/")
 class Page(View):
     async def get(self, request: Request) -> Response:
-        return self.html(PAGE)
+        return self.html(PAGE, headers=PAGE_HEADERS)
 
 
 @app.page("/dev/login")

@@ -32,6 +32,13 @@ def test_token_is_signed_with_the_configured_secret() -> None:
     assert bad.returncode != 0 and "0" in bad.stderr
 
 
+def test_a_worker_serving_beyond_loopback_refuses_the_public_default_secret() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "HOMEMIXER_SECRET"} | {"WEB_BIND": "0.0.0.0"}
+    refused = subprocess.run(homemixer("worker"), env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0
+    assert "HOMEMIXER_SECRET" in refused.stderr and "anyone could mint tokens" in refused.stderr
+
+
 def test_help_explains_every_command() -> None:
     out = subprocess.run(homemixer("--help"), capture_output=True, text=True, check=True).stdout
     for command in ("up", "worker", "token"):

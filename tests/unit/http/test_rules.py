@@ -397,3 +397,20 @@ def test_memory_follows_the_live_users_when_most_are_limited() -> None:
     assert peak <= 2 * 5000 + PRUNE_EVERY, "at most twice what was live at the last pruning"
     assert len(limiter) <= 600 + PRUNE_EVERY + 10, "the 5000 early users are forgotten"
     assert limiter.allow(1, 2000.0) is None, "a forgotten user starts again with a full bucket"
+
+
+def test_the_page_allows_only_its_own_inline_script_and_style() -> None:
+    import base64
+    import hashlib
+    from importlib import resources
+
+    from streams.http.rules import page_security_headers
+
+    page = (resources.files("streams.http") / "static" / "index.html").read_text("utf-8")
+    headers = page_security_headers(page)
+    policy = headers["Content-Security-Policy"]
+    script = page.split("<script>", 1)[1].split("</script>", 1)[0]
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    assert f"script-src 'sha256-{digest}';" in policy
+    assert "default-src 'none'" in policy and "'unsafe-inline'" not in policy
+    assert headers["X-Frame-Options"] == "DENY"
