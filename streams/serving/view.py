@@ -174,11 +174,6 @@ class ServingReads:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
 
-    async def user_context(self, user: int) -> UserContext:
-        pipe = self._redis.pipeline(transaction=False)
-        _queue_user_context(pipe, user)
-        return _user_context(await pipe.execute())
-
     async def following_many(self, users: Sequence[int]) -> dict[int, set[int]]:
         """Whom each user follows, in one round trip."""
         pipe = self._redis.pipeline(transaction=False)

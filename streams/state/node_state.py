@@ -163,10 +163,6 @@ class NodeState:
     def source_positions(self, tp: TP) -> SourcePositions:
         return SourcePositions(self.store(tp), tp.topic)
 
-    def already_applied(self, tp: TP, offset: int) -> bool:
-        """True for a message redelivered after a crash: its effects are already in the store."""
-        return offset <= self.applied_offset(tp)
-
     def applied_offset(self, tp: TP) -> int:
         """The last offset of `tp` whose effects are in the store (-1: none)."""
         return self.store(tp).applied_offset(tp.topic)
@@ -204,7 +200,7 @@ class NodeState:
     def has_applied(self, tp: TP, offset: int) -> bool:
         """Whether this worker has the partition's store open and it has applied `offset`: how a
         node that follows another waits for it."""
-        return self.opened(tp) is not None and self.already_applied(tp, offset)
+        return self.opened(tp) is not None and offset <= self.applied_offset(tp)
 
 
 _NODE_STATES: dict[str, NodeState] = {}

@@ -68,19 +68,25 @@ def wait_applied(web_port: int, timeout_s: float = 30) -> float:
     return 0.0
 
 
-@pytest.mark.slow
-def test_up_demo_starts_serves_health_and_stops_everything(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BROKER", "REDIS_URL")}
-    env.pop("HOMEMIXER_DATA_DIR", None)
-    web_port = free_port()
-    started = time.monotonic()
-    proc = subprocess.Popen(
-        homemixer("up", "--demo", "--web-port", str(web_port), "--demo-rate", "100"),
+def start_up(tmp_path: Path, web_port: int, *args: str) -> subprocess.Popen[str]:
+    """`homemixer up --demo` on its own embedded servers, stderr to `up.err`."""
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("KAFKA_BROKER", "REDIS_URL", "HOMEMIXER_DATA_DIR")
+    }
+    return subprocess.Popen(
+        homemixer("up", "--demo", "--web-port", str(web_port), *args),
         env=env,
         stdout=subprocess.PIPE,
         stderr=open(tmp_path / "up.err", "wb"),
         text=True,
     )
+
+
+@pytest.mark.slow
+def test_up_demo_starts_serves_health_and_stops_everything(tmp_path: Path) -> None:
+    web_port = free_port()
+    started = time.monotonic()
+    proc = start_up(tmp_path, web_port, "--demo-rate", "100")
     try:
         lines = [proc.stdout.readline().strip() for _ in range(3)]  # type: ignore[union-attr]
         ready_after = time.monotonic() - started
@@ -103,16 +109,8 @@ def test_up_demo_starts_serves_health_and_stops_everything(tmp_path: Path) -> No
 
 @pytest.mark.slow
 def test_up_with_two_workers_shares_the_work_between_them(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BROKER", "REDIS_URL")}
-    env.pop("HOMEMIXER_DATA_DIR", None)
     web_port = free_port()
-    proc = subprocess.Popen(
-        homemixer("up", "--demo", "--workers", "2", "--web-port", str(web_port), "--demo-rate", "200"),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=open(tmp_path / "up.err", "wb"),
-        text=True,
-    )
+    proc = start_up(tmp_path, web_port, "--workers", "2", "--demo-rate", "200")
     try:
         lines = [proc.stdout.readline().strip() for _ in range(3)]  # type: ignore[union-attr]
         assert lines[2] == f"web: http://127.0.0.1:{web_port}/"

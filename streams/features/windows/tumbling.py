@@ -164,8 +164,10 @@ class TumblingWindows(StoredState):
         if window is None:
             window = by_tweet[tweet_id] = WindowCounts(author_id)
         window.add(engagement_type, dwell_ms)
-        self._sources.observe(source_partition, ts, now_ms)
-        return AddResult(True, start, end, self._sources.advance(now_ms))
+        if self._sources.observe(source_partition, ts, now_ms):
+            # A batch shares one `now_ms`: the watermark moves only when a partition's latest does.
+            self._sources.advance(now_ms)
+        return AddResult(True, start, end, self._sources.watermark)
 
     def advance(self, now_ms: float | None = None) -> list[ClosedWindow]:
         """Close and forget every window the watermark has passed, in (start, tweet_id) order;

@@ -48,11 +48,14 @@ class SourceWatermarks:
         """The largest `ts` seen from each source partition."""
         return dict(self._latest)
 
-    def observe(self, source_partition: int, ts: int, now_ms: float) -> None:
-        """An event from `source_partition`, received at wall-clock `now_ms`."""
+    def observe(self, source_partition: int, ts: int, now_ms: float) -> bool:
+        """An event from `source_partition`, received at wall-clock `now_ms`; True when it
+        raised that partition's latest `ts` (else only idleness can move the watermark)."""
         self._heard_ms[source_partition] = now_ms
         if ts > self._latest.get(source_partition, ts - 1):
             self._latest[source_partition] = ts
+            return True
+        return False
 
     def advance(self, now_ms: float) -> int | None:
         """The watermark as of `now_ms`: the smallest latest `ts` of the partitions heard from
