@@ -242,6 +242,7 @@ def run_pipeline(
     bootstrap: str,
     redis_url: str,
     root: Path,
+    mix: str,
     events: list[dict[str, Any]],
     workers: int,
     delay: bool,
@@ -285,7 +286,7 @@ def run_pipeline(
         result["drained_s"] = drained - first[0]
         result["drained_events_per_s"] = len(events) / result["drained_s"]
         if delay:
-            result["delay"] = measure_delay(bootstrap, consumer, result["events_per_s"] / 2)
+            result["delay"] = measure_delay(bootstrap, consumer, mix, result["events_per_s"] / 2)
         consumer.close()
         return result
 
@@ -326,10 +327,10 @@ def print_profile(stacks: list[tuple[list[str], int]], top: int = 30) -> None:
         print(f"  {100 * n / total:5.1f}%  {name}")
 
 
-def measure_delay(bootstrap: str, consumer: Consumer, rate: float) -> dict[str, float]:
-    """Events at `rate` for DELAY_S, each stamped with its send time: per tweet vector, the delay
-    from the newest event it covers (its `ts`) to the message's broker timestamp."""
-    events = workload("likes", int(rate * DELAY_S), seed=11)
+def measure_delay(bootstrap: str, consumer: Consumer, mix: str, rate: float) -> dict[str, float]:
+    """Events of `mix` at `rate` for DELAY_S, each stamped with its send time: per tweet vector,
+    the delay from the newest event it covers (its `ts`) to the message's broker timestamp."""
+    events = workload(mix, int(rate * DELAY_S), seed=11)
     for i, e in enumerate(events):
         e["event_id"] = f"delay-{i}"
     producing = threading.Thread(target=produce, args=(bootstrap, SOURCE, events, rate))
@@ -452,7 +453,7 @@ def main() -> None:
                         sync_redis.Redis.from_url(redis_url).flushall()
                         delay = workers == worker_counts[0] and not args.no_delay
                         result = run_pipeline(
-                            bootstrap, redis_url, root, list(events), workers, delay, args.profile
+                            bootstrap, redis_url, root, mix, list(events), workers, delay, args.profile
                         )
                         report[f"{mix}/pipeline/{workers}w"] = result
                         print_row(f"{mix} pipeline {workers}w", result)
