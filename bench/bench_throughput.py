@@ -200,7 +200,8 @@ def child_batch(port: int, target: int, out: Path, data_dir: Path, mode: str) ->
     if with_changelog:
         changelog_topic = batch_topic(app, changelog_topic_name(app_id), partitions=PARTITIONS)
         changelog = KafkaChangelog(changelog_topic, f"127.0.0.1:{port}", PARTITIONS)
-    state = NodeState("parser", data_dir / app_id / "nodes", 24 * 3600 * 1000, changelog=changelog)
+    changelog_of = None if changelog is None else (lambda _topic: changelog)
+    state = NodeState("parser", data_dir / app_id / "nodes", 24 * 3600 * 1000, changelog_of=changelog_of)
     # Raw-bytes topics declared as the topology declares them (topologies/topics.py).
     routes = [
         (batch_topic(app, route_topic_name(key_field), partitions=PARTITIONS), key_field)

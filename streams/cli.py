@@ -44,12 +44,12 @@ def worker(loglevel: str) -> None:
     import topologies  # noqa: F401  (registers the agents and views)
     from streams.app import app, settings
     from streams.runtime.topic_admin import ensure_topics
-    from topologies.topics import all_topic_names
+    from topologies.topics import all_topic_names, topic_configs
 
     if (reason := unsafe_secret(settings)) is not None:
         raise click.ClickException(reason)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    ensure_topics(settings.bootstrap_servers, all_topic_names(), settings.partitions)
+    ensure_topics(settings.bootstrap_servers, all_topic_names(), settings.partitions, configs=topic_configs())
     runner = Worker(app, loglevel=loglevel)
     # Faust's start-up spinner, at --loglevel warning or above, sets the root logger to DEBUG so
     # that every record turns it: every debug line of aiokafka and Faust was then built and

@@ -26,6 +26,7 @@ DEFAULT_GRACE_S = 10
 DEFAULT_SECRET = "dev-secret-change-me"
 # A source partition silent this long stops holding windows open (CONTRACT.md, "Windows").
 DEFAULT_IDLE_S = 10
+DEFAULT_SNAPSHOT_MIN_BYTES = 64 * 1024 * 1024
 # A tweet is at most 280 characters; 64 KiB leaves room for every optional field and then some.
 DEFAULT_MAX_EVENT_BYTES = 64 * 1024
 # Replays after a crash arrive within minutes; producer retries within hours. A day covers both.
@@ -83,6 +84,9 @@ class Settings:
     calibration_label_s: int = DEFAULT_CALIBRATION_LABEL_S
     # Standby copies each worker keeps warm next to each partition it owns (0: none).
     standby_replicas: int = 0
+    # A store writes a snapshot once its changelog records since the last one exceed both this
+    # and that snapshot's size: its changelog then stays within about twice the store's size.
+    snapshot_min_bytes: int = DEFAULT_SNAPSHOT_MIN_BYTES
     # Each worker that accepts posts needs its own Snowflake worker id (0..1023).
     snowflake_worker: int = 0
     # `homemixer up` turns this on: POST /dev/login mints a token for any user, for local use only.
@@ -117,6 +121,7 @@ class Settings:
             freeze_learning=env.get("HOMEMIXER_FREEZE_LEARNING", "") in ("1", "true", "yes"),
             calibration_label_s=_int(env, "HOMEMIXER_CALIBRATION_LABEL_S", DEFAULT_CALIBRATION_LABEL_S),
             standby_replicas=_int(env, "HOMEMIXER_STANDBY_REPLICAS", 0),
+            snapshot_min_bytes=_int(env, "HOMEMIXER_SNAPSHOT_MIN_BYTES", DEFAULT_SNAPSHOT_MIN_BYTES),
             snowflake_worker=_int(env, "HOMEMIXER_SNOWFLAKE_WORKER", 0),
             dev_login=env.get("HOMEMIXER_DEV_LOGIN", "") in ("1", "true", "yes"),
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from faust.types import TP, StreamT, TopicT
@@ -15,6 +15,7 @@ from streams.runtime.batch import BATCH_MAX, S, run_batch
 from streams.runtime.batch_transport import RecordBatch, batch_topic
 from streams.runtime.metrics import METRICS
 from streams.runtime.sink import SinkBatch
+from streams.runtime.topic_admin import CHANGELOG_CONFIG
 from streams.state.kafka_changelog import KafkaChangelog
 from streams.state.node_state import NodeState, register
 
@@ -98,14 +99,44 @@ def node_agent(
 CHANGELOGS: list[TopicT] = []
 
 
-def node_state(node: str, inputs: Sequence[str], copartitioned: bool = False) -> NodeState:
-    """A node's partition stores, with the node's changelog, forgotten when partitions are revoked,
-    and with `HOMEMIXER_STANDBY_REPLICAS` warm copies of the partitions next to each owned one."""
-    topic = _raw_topic(f"{app.conf.id}-{node}-changelog", partitions=settings.partitions)
+def _changelog(name: str, inputs: Sequence[str]) -> KafkaChangelog:
+    topic = _raw_topic(name, partitions=settings.partitions)
     CHANGELOGS.append(topic)
-    changelog = KafkaChangelog(topic, settings.bootstrap_servers, settings.partitions)
+    return KafkaChangelog(topic, settings.bootstrap_servers, settings.partitions, inputs)
+
+
+def node_state(node: str, inputs: Sequence[str], copartitioned: bool = False) -> NodeState:
+    """A node's partition stores, with their changelogs, forgotten when partitions are revoked,
+    and with `HOMEMIXER_STANDBY_REPLICAS` warm copies of the partitions next to each owned one.
+
+    A node with stores of one input (or one store per partition for all its inputs, when
+    copartitioned) has one changelog, `<app id>-<node>-changelog`; a node with stores of several
+    inputs has one per input, `<app id>-<node>-<input>-changelog`, so that each changelog
+    partition holds one store's records and that store's snapshot lets the records before it go."""
+    changelog_of: Callable[[str], KafkaChangelog]
+    if copartitioned or len(inputs) == 1:
+        shared = _changelog(f"{app.conf.id}-{node}-changelog", inputs)
+
+        def changelog_of(topic: str) -> KafkaChangelog:
+            return shared  # a copartitioned node's stores also hold topics its inputs do not list
+
+    else:
+        per_input = {
+            topic: _changelog(
+                f"{app.conf.id}-{node}-{topic.removeprefix(f'{app.conf.id}-')}-changelog", [topic]
+            )
+            for topic in inputs
+        }
+        changelog_of = per_input.__getitem__
     state = register(
-        NodeState(node, settings.data_dir, settings.dedup_retention_s * 1000, copartitioned, changelog)
+        NodeState(
+            node,
+            settings.data_dir,
+            settings.dedup_retention_s * 1000,
+            copartitioned,
+            changelog_of,
+            settings.snapshot_min_bytes,
+        )
     )
 
     def on_revoked(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
@@ -139,6 +170,11 @@ def warm_standbys(state: NodeState, inputs: Sequence[str]) -> Callable[[], Await
         METRICS.set("homemixer_standby_partitions", state.standby_count, node=state.name)
 
     return warm
+
+
+def topic_configs() -> dict[str, Mapping[str, str]]:
+    """Topic settings to create topics with, by name: the changelogs'."""
+    return {topic.get_topic_name(): CHANGELOG_CONFIG for topic in CHANGELOGS}
 
 
 def all_topic_names() -> list[str]:

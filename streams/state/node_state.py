@@ -3,31 +3,102 @@
 A message at or below the store's recorded offset was applied before a crash; a message whose
 event id the store has seen was re-sent by an upstream node that crashed after sending. Both are
 skipped (`streams.runtime.batch`), so each event's effects land exactly once.
+
+Bounded changelogs. Every commit is one changelog record, so a changelog grows with history. Once
+a store's commits since its last snapshot outweigh that snapshot (and at least
+`HOMEMIXER_SNAPSHOT_MIN_BYTES`), the store writes a new snapshot, its whole content in parts,
+points its snapshot index at the first part, and has the records before it deleted. A store with
+an empty disk (or one whose records were deleted from under it) loads the latest snapshot and
+replays only what came after it: restore time follows the state, not the history. Without a
+snapshot that covers them, missing records stop the store loudly (`ChangelogHeadMissing`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 
 from faust.types import TP
 
-from streams.state import changelog
+from streams.runtime.metrics import METRICS
+from streams.state.changelog import SnapshotPart, peek_store
+from streams.state.changelog import decode as decode_record
+from streams.state.changelog import encode as encode_record
 from streams.state.dedup import Deduplicator
+from streams.state.kafka_changelog import ChangelogHeadMissing
 from streams.state.keys import source_position_key
-from streams.state.partition_store import PartitionStore
+from streams.state.partition_store import Changes, PartitionStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+METRICS.describe("homemixer_snapshots_total", "counter", "Store snapshots written to a changelog.")
+METRICS.describe(
+    "homemixer_snapshot_loads_total", "counter", "Stores restored from a snapshot, then the records after it."
+)
+
+# A snapshot part's entries, before encoding: big enough that a part costs one produce call per
+# few thousand keys, small enough to stay far below the producer's request size.
+SNAPSHOT_PART_BYTES = 512 * 1024
+
+
 class Changelog(Protocol):
     async def append(self, partition: int, record: bytes) -> int: ...
 
+    async def append_many(self, partition: int, records: Iterable[bytes]) -> list[int]: ...
+
     def replay(self, partition: int, after: int) -> AsyncIterator[tuple[int, bytes]]: ...
+
+    async def snapshot_start(self, partition: int, store: str) -> int | None: ...
+
+    async def record_snapshot(self, partition: int, store: str, start: int) -> None: ...
+
+    async def trim(self, partition: int, before: int) -> None: ...
+
+
+@dataclass
+class SnapshotMark:
+    """What a store knows of its latest snapshot: where it starts, its size, and the bytes of the
+    store's commit records after it (what a restore replays on top of it)."""
+
+    start: int | None = None
+    size: int = 0
+    since: int = 0
+
+    def due(self, min_bytes: int) -> bool:
+        return self.since > max(min_bytes, self.size)
+
+
+def _with_last(items: Iterator[T]) -> Iterator[tuple[T, bool]]:
+    """Each item with whether it is the last one."""
+    previous = next(items)
+    for item in items:
+        yield previous, False
+        previous = item
+    yield previous, True
+
+
+class SnapshotMismatch(RuntimeError):
+    """A store's snapshot index points at a record that is not the start of its snapshot."""
+
+
+def snapshot_parts(entries: Iterable[tuple[bytes, bytes]]) -> Iterator[dict[bytes, bytes | None]]:
+    """A store's entries in parts of about SNAPSHOT_PART_BYTES (at least one part, maybe empty)."""
+    part: dict[bytes, bytes | None] = {}
+    size = 0
+    for key, value in entries:
+        part[key] = value
+        size += len(key) + len(value) + 8
+        if size >= SNAPSHOT_PART_BYTES:
+            yield part
+            part, size = {}, 0
+    if part or size == 0:
+        yield part
 
 
 class NodeState:
@@ -39,9 +110,10 @@ class NodeState:
     tweets sit side by side. Such a node must be one agent, so that no batch commits another's
     half-done writes.
 
-    With a changelog, every commit goes to it before it is applied locally, and a store is
-    brought up to date from it when its partition is (re)assigned: state follows a partition to
-    whichever worker owns it, whatever that worker's disk holds.
+    With changelogs (`changelog_of`: by input topic; a copartitioned node's share one), every commit
+    goes to it before it is applied locally, and a store is brought up to date from it when its
+    partition is (re)assigned: state follows a partition to whichever worker owns it, whatever
+    that worker's disk holds.
     """
 
     def __init__(
@@ -50,13 +122,17 @@ class NodeState:
         data_dir: Path,
         dedup_retention_ms: int,
         copartitioned: bool = False,
-        changelog: Changelog | None = None,
+        changelog_of: Callable[[str], Changelog] | None = None,
+        snapshot_min_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.name = name
         self._root = data_dir / name
         self._retention_ms = dedup_retention_ms
         self._copartitioned = copartitioned
-        self._changelog = changelog
+        # Input topic -> the changelog its stores write to.
+        self._changelog_of = changelog_of
+        self._snapshot_min_bytes = snapshot_min_bytes
+        self._marks: dict[str, SnapshotMark] = {}
         self._stores: dict[str, PartitionStore] = {}
         self._dedups: dict[str, Deduplicator] = {}
         self._caches: dict[str, Any] = {}
@@ -85,7 +161,7 @@ class NodeState:
             self._opening.add(name)
             try:
                 store = self._standby.pop(name, None) or PartitionStore(self._root / name)
-                await self._catch_up(name, tp.partition, store)
+                await self._catch_up(name, tp, store)
                 self._stores[name] = store
             finally:
                 self._opening.discard(name)
@@ -100,23 +176,82 @@ class NodeState:
             store = self._standby.get(name)
             if store is None:
                 store = self._standby[name] = PartitionStore(self._root / name)
-            await self._catch_up(name, tp.partition, store)
+            await self._catch_up(name, tp, store)
 
     @property
     def standby_count(self) -> int:
         return len(self._standby)
 
-    async def _catch_up(self, name: str, partition: int, store: PartitionStore) -> None:
-        if self._changelog is None:
+    def _changelog(self, tp: TP) -> Changelog | None:
+        return None if self._changelog_of is None else self._changelog_of(tp.topic)
+
+    async def _catch_up(self, name: str, tp: TP, store: PartitionStore) -> None:
+        changelog = self._changelog(tp)
+        if changelog is None:
             return
+        after = store.changelog_offset()
+        mark = self._marks.setdefault(name, SnapshotMark())
+        snapshot = await changelog.snapshot_start(tp.partition, name) if after < 0 else None
+        try:
+            replayed = await self._replay(changelog, name, tp.partition, store, after, snapshot, mark)
+        except ChangelogHeadMissing:
+            if snapshot is not None:
+                raise
+            snapshot = await changelog.snapshot_start(tp.partition, name)
+            if snapshot is None or snapshot <= after:
+                raise
+            log.warning("%s: %s lacks deleted records; loading the snapshot at %d", self.name, name, snapshot)
+            replayed = await self._replay(changelog, name, tp.partition, store, after, snapshot, mark)
+        if replayed or snapshot is not None:
+            loaded = "" if snapshot is None else f" after the snapshot at {snapshot}"
+            log.info("%s: %s caught up from %d changelog records%s", self.name, name, replayed, loaded)
+
+    async def _replay(
+        self,
+        changelog: Changelog,
+        name: str,
+        partition: int,
+        store: PartitionStore,
+        after: int,
+        snapshot: int | None,
+        mark: SnapshotMark,
+    ) -> int:
+        """Apply the store's records past `after`, or, with `snapshot`, load the snapshot that
+        starts there and apply the store's records after it. Returns the commits applied."""
+        loading = snapshot is not None
+        seen_size = 0
         replayed = 0
-        async for offset, record in self._changelog.replay(partition, store.changelog_offset()):
-            store_name, changes = changelog.decode(record)
-            if store_name == name:
-                store.apply(changes, offset)
+        async for offset, record in changelog.replay(partition, after if snapshot is None else snapshot - 1):
+            if peek_store(record) != name:
+                continue  # another store sharing the partition (a source topic with more partitions)
+            entry = decode_record(record)
+            part = entry.snapshot
+            if loading:
+                if part is None or part.first != (offset == snapshot) or part.start not in (None, snapshot):
+                    raise SnapshotMismatch(
+                        f"{self.name}: the snapshot index of {name} points at offset {snapshot}, "
+                        f"but the record at {offset} is not a part of that snapshot"
+                    )
+                store.load_snapshot_part(entry.changes.puts, part.first, offset if part.last else None)
+                seen_size += len(record)
+                if part.last:
+                    loading = False
+                    mark.start, mark.size, mark.since = snapshot, seen_size, 0
+                    METRICS.inc("homemixer_snapshot_loads_total", node=self.name)
+            elif part is not None:
+                # A snapshot of a state this store reaches by the commits it replays: skipped,
+                # but it is now the store's latest.
+                seen_size = len(record) if part.first else seen_size + len(record)
+                if part.last:
+                    mark.start = offset if part.start is None else part.start
+                    mark.size, mark.since = seen_size, 0
+            else:
+                store.apply(entry.changes, offset)
+                mark.since += len(record)
                 replayed += 1
-        if replayed:
-            log.info("%s: %s caught up from %d changelog records", self.name, name, replayed)
+        if loading:
+            raise SnapshotMismatch(f"{self.name}: the snapshot of {name} at {snapshot} has no last part")
+        return replayed
 
     def forget(self, tps: Iterable[TP]) -> None:
         """Mark the stores of revoked partitions stale: another worker may change them before we
@@ -141,7 +276,7 @@ class NodeState:
         name = self._store_name(tp)
         store = self._stores.get(name)
         if store is None:
-            if self._changelog is not None:
+            if self._changelog_of is not None:
                 raise RuntimeError(f"{self.name}: store {name} used before open()")
             store = self._stores[name] = PartitionStore(self._root / name)
         return store
@@ -170,28 +305,60 @@ class NodeState:
     async def commit(self, last_offsets: dict[TP, int]) -> None:
         """Commit each touched store: to the changelog first, then locally, atomically."""
         offsets_by_store: dict[str, dict[str, int]] = {}
-        partition_of: dict[str, int] = {}
+        tp_of: dict[str, TP] = {}
         for tp, offset in last_offsets.items():
             name = self._store_name(tp)
             if name in self._dedups:  # only the parser checks event ids
                 self._dedups[name].expire()
             offsets_by_store.setdefault(name, {})[tp.topic] = offset
-            partition_of[name] = tp.partition
+            tp_of[name] = tp
         pending = {
             name: self._stores[name].take_changes(offsets) for name, offsets in offsets_by_store.items()
         }
-        if self._changelog is None:
+        if self._changelog_of is None:
             for name, changes in pending.items():
                 self._stores[name].apply(changes)
             return
+        encoded = {name: encode_record(name, changes) for name, changes in pending.items()}
         written = await asyncio.gather(
             *(
-                self._changelog.append(partition_of[name], changelog.encode(name, changes))
-                for name, changes in pending.items()
+                self._changelog_of(tp_of[name].topic).append(tp_of[name].partition, encoded[name])
+                for name in pending
             )
         )
         for (name, changes), offset in zip(pending.items(), written, strict=True):
             self._stores[name].apply(changes, offset)
+            mark = self._marks.setdefault(name, SnapshotMark())
+            mark.since += len(encoded[name])
+            if mark.due(self._snapshot_min_bytes):
+                await self._snapshot(name, tp_of[name], mark)
+
+    async def _snapshot(self, name: str, tp: TP, mark: SnapshotMark) -> None:
+        """Write the store's whole content as a snapshot, index it and drop the records before it.
+        Runs under the partition's lock, after a commit: the store holds exactly what its
+        changelog records up to now say. A failure here loses nothing (the commit has landed; the
+        previous snapshot and every record after it are still there), so it is logged, not raised."""
+        store = self._stores[name]
+        changelog = self._changelog(tp)
+        assert changelog is not None
+        try:
+            parts = _with_last(snapshot_parts(store.items()))
+            first_puts, only = next(parts)
+            first = encode_record(name, Changes(first_puts, [], {}), SnapshotPart(None, only))
+            start = await changelog.append(tp.partition, first)
+            rest = [
+                encode_record(name, Changes(puts, [], {}), SnapshotPart(start, last)) for puts, last in parts
+            ]
+            offsets = await changelog.append_many(tp.partition, rest)
+            await changelog.record_snapshot(tp.partition, name, start)
+            # The store is as the snapshot says: a restart from this disk replays from after it.
+            store.apply(Changes({}, [], {}), offsets[-1] if offsets else start)
+            mark.start, mark.size, mark.since = start, len(first) + sum(map(len, rest)), 0
+            METRICS.inc("homemixer_snapshots_total", node=self.name)
+            log.info("%s: %s snapshot of %d bytes at changelog offset %d", self.name, name, mark.size, start)
+            await changelog.trim(tp.partition, start)
+        except Exception:
+            log.warning("%s: snapshot of %s failed; the next commit retries", self.name, name, exc_info=True)
 
     def close(self) -> None:
         for name in list(self._stores):

@@ -18,6 +18,9 @@ from rocksdict import Options, Rdict, WriteBatch
 from streams.state.keys import CHANGELOG_OFFSET, applied_offset_key
 
 _DELETED = None
+# Past every key a store holds (all start with a byte below 0xff): a snapshot's first part clears
+# [b"", this) before it loads.
+_END_OF_KEYS = b"\xff" * 16
 
 
 @dataclass
@@ -79,6 +82,27 @@ class PartitionStore:
             current = merged[key]
             if current is not None:
                 yield key, current
+
+    def items(self) -> Iterator[tuple[bytes, bytes]]:
+        """Every committed entry but the store's own changelog position: what a snapshot holds."""
+        for key, value in cast(Iterator[tuple[bytes, bytes]], self._db.items()):
+            if key != CHANGELOG_OFFSET:
+                yield key, value
+
+    def load_snapshot_part(self, puts: dict[bytes, bytes | None], first: bool, last_at: int | None) -> None:
+        """Write one part of a snapshot. The first part empties the store (whatever a stale disk
+        held), the last one (`last_at`: its changelog offset) records the store's changelog
+        position: a load interrupted between them leaves a store that looks empty, and loads again."""
+        batch = WriteBatch(raw_mode=True)
+        if first:
+            batch.delete_range(b"", _END_OF_KEYS)
+            self._offsets.clear()
+        for key, value in puts.items():
+            if value is not _DELETED:
+                batch.put(key, value)
+        if last_at is not None:
+            batch.put(CHANGELOG_OFFSET, str(last_at).encode())
+        self._db.write(batch)
 
     def applied_offset(self, topic: str) -> int:
         """Offset of the last message of `topic` reflected in this store, or -1 for none."""

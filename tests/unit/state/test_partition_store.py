@@ -1,7 +1,8 @@
 from pathlib import Path
 
 from streams.state.dedup import BUCKET_MS, Deduplicator, Seen
-from streams.state.partition_store import PartitionStore
+from streams.state.keys import CHANGELOG_OFFSET
+from streams.state.partition_store import Changes, PartitionStore
 
 
 def test_commit_is_atomic_with_offsets_and_survives_reopen(tmp_path: Path) -> None:
@@ -78,9 +79,12 @@ def test_changelog_record_round_trips_every_kind_of_change() -> None:
         ranges=[(b"dedup:\x00", b"dedup:\x7f")],
         offsets={"engagement_events": 41, "content_events": 0},
     )
-    store, decoded = changelog.decode(changelog.encode("engagement_events-3", changes))
-    assert store == "engagement_events-3"
-    assert decoded == changes
+    record = changelog.decode(changelog.encode("engagement_events-3", changes))
+    assert record == changelog.ChangelogRecord("engagement_events-3", changes, None)
+    part = changelog.SnapshotPart(start=17, last=True)
+    encoded = changelog.encode("engagement_events-3", changes, part)
+    assert changelog.decode(encoded) == changelog.ChangelogRecord("engagement_events-3", changes, part)
+    assert changelog.peek_store(encoded) == "engagement_events-3"
 
 
 def test_a_store_rebuilt_from_changelog_records_equals_the_original(tmp_path: Path) -> None:
@@ -92,10 +96,10 @@ def test_a_store_rebuilt_from_changelog_records_equals_the_original(tmp_path: Pa
         original.put(f"k{i}".encode(), str(i).encode())
         original.delete(b"k0")
         records.append(changelog.encode("s", original.take_changes({"t": i})))
-        original.apply(changelog.decode(records[-1])[1], i)
+        original.apply(changelog.decode(records[-1]).changes, i)
     replica = PartitionStore(tmp_path / "b")
     for offset, record in enumerate(records):
-        replica.apply(changelog.decode(record)[1], offset)
+        replica.apply(changelog.decode(record).changes, offset)
     keys = [b"k0", b"k1", b"k2", b"k3", b"k4"]
     assert [replica.get(k) for k in keys] == [original.get(k) for k in keys] == [None, b"1", b"2", b"3", b"4"]
     assert replica.applied_offset("t") == 4 and replica.changelog_offset() == 4
@@ -107,3 +111,26 @@ def test_standby_partitions_follow_each_owned_one_and_wrap() -> None:
     assert standby_partitions({0, 1}, 4, 1) == {2}
     assert standby_partitions({3}, 4, 2) == {0, 1}
     assert standby_partitions({0, 1, 2, 3}, 4, 1) == set()
+
+
+def test_a_snapshot_loaded_in_parts_replaces_what_a_stale_store_held(tmp_path: Path) -> None:
+    original = PartitionStore(tmp_path / "a")
+    for i in range(5):
+        original.put(f"k{i}".encode(), str(i).encode())
+    original.commit({"t": 9})
+    original.apply(Changes({}, [], {}), changelog_offset=40)
+    entries = dict(original.items())
+    assert b"k0" in entries and CHANGELOG_OFFSET not in entries
+
+    stale = PartitionStore(tmp_path / "b")
+    stale.put(b"gone", b"x")
+    stale.commit({"t": 2})
+    assert stale.applied_offset("t") == 2
+    parts = [dict(list(entries.items())[:3]), dict(list(entries.items())[3:])]
+    stale.load_snapshot_part(parts[0], first=True, last_at=None)
+    assert stale.changelog_offset() == -1  # interrupted here, it would load again
+    stale.load_snapshot_part(parts[1], first=False, last_at=41)
+    assert dict(stale.items()) == entries
+    assert stale.get(b"gone") is None
+    assert stale.applied_offset("t") == 9
+    assert stale.changelog_offset() == 41
