@@ -1,13 +1,15 @@
 """`GET /metrics` of a live worker: it passes `promtool check metrics` (Debian's `prometheus`
-package), carries the names CONTRACT.md ("Operations") fixes with their labels, and counts a
-consumer's backlog."""
+package), carries the names CONTRACT.md ("Operations") fixes with their labels and every metric the
+alerts and the dashboard in docker/ use, and counts a consumer's backlog."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -15,6 +17,8 @@ from tests.harness import Cluster, WorkerProcess, metric_value, promtool
 from tests.integration.test_ranked import engagement
 from tests.integration.test_timelines import activity, get_timeline, graph, tweet, wait_timeline
 
+DOCKER = Path(__file__).resolve().parents[2] / "docker"
+OPERATIONS_FILES = (DOCKER / "prometheus" / "alerts.yml", DOCKER / "grafana" / "homemixer.json")
 TIMELINE_ROUTE = "/timelines/{user_id}"
 AUTHOR, READER = 1, 2
 # Enough that the paused worker cannot have caught up by the first scrape after it resumes.
@@ -72,6 +76,10 @@ def test_a_live_workers_metrics_pass_promtool_and_carry_the_contracts_names(
     assert {s.labels["topic"] for s in lags} >= {"content_events", "engagement_events"}
     assert all(s.value >= 0 for s in lags)
     assert not [s for s in samples if "/timelines/2" in s.labels.get("route", "")], "paths are not labels"
+
+    used = {name for path in OPERATIONS_FILES for name in re.findall(r"\bhomemixer_\w+", path.read_text())}
+    exported = {s.name for s in samples}
+    assert used and used <= exported, f"used by docker/ but not exported: {sorted(used - exported)}"
 
 
 def consumer_lags(worker: WorkerProcess) -> dict[tuple[str, str], float]:
