@@ -12,15 +12,15 @@ from streams.app import app, redis_client
 from streams.ingest.codec import encode_json
 from streams.ranked.bandit_store import bucket_metrics
 from streams.ranked.served_outcomes import load_calibrator
-from streams.runtime import metrics
 from streams.runtime.consumer_lag import partition_lags
+from streams.runtime.metrics import CONTENT_TYPE, REGISTRY, render
 from topologies.topics import sink_topics
 
 AB_REPORT_INTERVAL_S = 60.0
 
 
 def _gauge(name: str, help_text: str, labels: list[str]) -> Gauge:
-    return Gauge(name, help_text, labels, registry=metrics.REGISTRY)
+    return Gauge(name, help_text, labels, registry=REGISTRY)
 
 
 CONSUMER_LAG = _gauge(
@@ -72,7 +72,7 @@ class Metrics(View):
         await update_consumer_lag()
         await update_cluster_wide()
         # In the headers: aiohttp refuses a `content_type` argument that names a charset.
-        return self.bytes(metrics.render(), headers={"Content-Type": metrics.CONTENT_TYPE})
+        return self.bytes(render(), headers={"Content-Type": CONTENT_TYPE})
 
 
 async def update_consumer_lag() -> None:
@@ -85,14 +85,18 @@ async def update_consumer_lag() -> None:
 
 
 async def update_cluster_wide() -> None:
+    redis = redis_client()
+    state = (await bucket_metrics(redis), await load_calibrator(redis)) if app.is_leader() else None
+    # Cleared and set with no await between, so a concurrent scrape never renders them half set.
     for gauge in CLUSTER_WIDE:
         gauge.clear()  # a worker that stopped being the leader stops exporting them
-    if not app.is_leader():
+    if state is None:
         return
-    for bucket, values in (await bucket_metrics(redis_client())).items():
+    buckets, calibration = state
+    for bucket, values in buckets.items():
         for name, value in values.items():
             AB[name].labels(bucket).set(value)
-    for segment, calibrator in (await load_calibrator(redis_client())).segments.items():
+    for segment, calibrator in calibration.segments.items():
         for kind, platt in calibrator.params().items():
             CALIBRATION_SLOPE.labels(segment, kind).set(platt.a)
             CALIBRATION_INTERCEPT.labels(segment, kind).set(platt.b)

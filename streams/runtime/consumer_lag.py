@@ -3,8 +3,7 @@
 Lag is the partition's end offset minus the group's committed offset. The embedded broker (Tansu)
 reports end offsets too low after multi-record batches (tests/brokers.py, BROKER_LACKS), so the
 reported end alone can fall below what the worker has committed or even read: the end is taken as
-at least one past the highest offset the worker has read and at least the committed offset, which
-keeps the lag a count of records that exist and never negative.
+at least one past the highest offset the worker has read, and the lag as at least 0.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any, cast
 
+from aiokafka.errors import KafkaError
 from faust.types import TP, AppT
 
 # A scrape must answer even when the broker does not: past this, the previous values stay.
@@ -44,7 +44,7 @@ async def partition_lags(app: AppT) -> Mapping[TP, int] | None:
             ),
             END_OFFSETS_TIMEOUT_S,
         )
-    except (TimeoutError, OSError):
+    except (TimeoutError, OSError, KafkaError):
         return None
     read = app.monitor.tp_read_offsets
     lags = {}

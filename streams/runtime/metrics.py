@@ -2,8 +2,8 @@
 
 Not the library's global registry: a process that imports the app next to other code using
 `prometheus_client` (a test, a bench) would see its metrics mixed in, and registering the same
-name twice there raises. Each module that measures something defines its metric objects here, on
-`REGISTRY`, so that `GET /metrics` renders them all with `generate_latest`.
+name twice there raises. Each module that measures something defines its metric objects on
+`REGISTRY`, beside the code they measure, and `GET /metrics` renders them all with `generate_latest`.
 """
 
 from __future__ import annotations
