@@ -72,6 +72,7 @@ from streams.http.auth import mint_token
 from streams.serving.keys import authored_key, timeline_key
 from streams.snowflake import SnowflakeGenerator
 from tests.brokers import RunningBroker, broker_kind, start_test_broker
+from tests.harness import metric_value
 
 USERS = 20_000
 CELEBRITIES = 3
@@ -412,13 +413,7 @@ class Bench:
 
     def metric(self, name: str, **labels: str) -> float:
         with urllib.request.urlopen(self.url + "/metrics", timeout=5) as response:
-            body = response.read().decode()
-        want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-        prefix = f"{name}{{{want}}} "
-        for line in body.splitlines():
-            if line.startswith(prefix):
-                return float(line[len(prefix) :])
-        return 0.0
+            return metric_value(response.read().decode(), name, **labels)
 
     def check_alive(self) -> None:
         assert self.worker is not None

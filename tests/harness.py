@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,11 +16,13 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
+import pytest
 import redis as sync_redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from streams.dev.embedded import free_port, terminate
@@ -34,6 +37,30 @@ class Delivered:
     offset: int
     key: bytes | None
     value: bytes | None
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip locally; fail in CI (CI=true), where a check that does not run is a broken build."""
+    if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes"):
+        pytest.fail(f"{reason} (CI=true: this test must run in CI)", pytrace=False)
+    pytest.skip(reason)
+
+
+def promtool() -> str:
+    """Prometheus's `promtool` (Debian's `prometheus` package), for the metrics and rules checks."""
+    found = shutil.which("promtool")
+    if found is None:
+        unavailable("no promtool: install Debian's package with `apt-get install -y prometheus`")
+    return found
+
+
+def metric_value(exposition: str, name: str, **labels: str) -> float:
+    """The sample `name` with exactly these labels in a `/metrics` text, or 0 if it is absent."""
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
+    return 0.0
 
 
 @dataclass
@@ -58,12 +85,7 @@ class WorkerProcess:
 
     def metric(self, name: str, **labels: str) -> float:
         _, body = self.get("/metrics")
-        want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-        prefix = f"{name}{{{want}}} " if want else f"{name} "
-        for line in body.decode().splitlines():
-            if line.startswith(prefix):
-                return float(line[len(prefix) :])
-        return 0.0
+        return metric_value(body.decode(), name, **labels)
 
     def kill(self) -> None:
         """SIGKILL: the crash the exactness tests are about."""

@@ -10,6 +10,7 @@ from topologies import (  # noqa: F401  (registration by import)
     feature_updater,
     learning,
     parser,
+    request_metrics,
     score_calculator,
     signal_booster,
     state_view,

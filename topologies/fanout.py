@@ -20,9 +20,10 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from faust.types import TP
+from prometheus_client import Histogram
 
 from streams.app import app, redis_client, settings
 from streams.features.vector import FamilyUpdate
@@ -30,6 +31,7 @@ from streams.graph.follower_graph import Crossing, FollowerGraph, Relation, cele
 from streams.graph.tweet_store import Tweet, TweetStore
 from streams.runtime.batch import BATCH_MAX, Batch, fresh_events, run_batch
 from streams.runtime.batch_transport import RecordBatch, batch_topic
+from streams.runtime.metrics import EVENT_DELAY_BUCKETS, REGISTRY
 from streams.runtime.sink import SinkBatch
 from streams.serving.keys import ready_key
 from streams.serving.view import ServingReads, ServingWrites
@@ -54,13 +56,25 @@ by_follower, by_followee = (t for t, _ in ROUTES["social_graph_events"])
 state = node_state(NODE, [by_author.get_topic_name()], copartitioned=True)
 # Redis repair and batches take turns, so a repair never writes a view older than a batch's.
 view_lock = asyncio.Lock()
+FANOUT_DELAY = Histogram(
+    "homemixer_fanout_delay_seconds",
+    "Wall-clock time from a pushed tweet's event time to its delivery into its recipients' timelines.",
+    buckets=EVENT_DELAY_BUCKETS,
+    registry=REGISTRY,
+)
+
+
+class Delivery(NamedTuple):
+    tweet_id: int
+    ts: int  # the tweet_create event's time, ms
+    recipients: list[int]
 
 
 @dataclass
 class TimelineWork:
     """Timeline writes of one batch, done after the batch's view writes."""
 
-    deliveries: list[tuple[int, list[int]]] = field(default_factory=list)
+    deliveries: list[Delivery] = field(default_factory=list)
     removals: list[tuple[list[int], list[int]]] = field(default_factory=list)
     follow_merges: list[tuple[int, int]] = field(default_factory=list)
     unfollow_removals: list[tuple[int, int]] = field(default_factory=list)
@@ -156,7 +170,7 @@ def on_content(
         tweets.put(tweet)
         writes.tweet(tweet)
         if kind == "tweet_create" and is_new and graph.follower_count(author) < settings.celebrity_threshold:
-            work.deliveries.append((tweet.tweet_id, [author, *graph.followers(author)]))
+            work.deliveries.append(Delivery(tweet.tweet_id, tweet.ts, [author, *graph.followers(author)]))
     elif kind == "tweet_delete":
         deleted = tweets.delete(event["tweet_id"])
         writes.delete_tweet(event["tweet_id"], author)
@@ -180,21 +194,23 @@ async def apply_timeline_work(work: TimelineWork) -> None:
             await store.remove(recent[followee], [user])
 
 
-async def push_to_active(
-    store: TimelineCache, reads: ServingReads, deliveries: list[tuple[int, list[int]]]
-) -> None:
-    """Push each tweet to its active recipients; drop inactive recipients' timelines (rebuilt on read)."""
-    recipients = sorted({u for _, users in deliveries for u in users})
+async def push_to_active(store: TimelineCache, reads: ServingReads, deliveries: list[Delivery]) -> None:
+    """Push each tweet to its active recipients; drop inactive recipients' timelines (rebuilt on
+    read). Each tweet's fanout delay is counted once its pushes are in Redis."""
+    recipients = sorted({u for _, _, users in deliveries for u in users})
     last_active = dict(zip(recipients, await reads.last_active(recipients), strict=True))
     active_ms = settings.active_days * DAY_MS
     pushes: list[tuple[int, Sequence[int]]] = []
     inactive: set[int] = set()
-    for tweet_id, users in deliveries:
+    for tweet_id, _, users in deliveries:
         since = snowflake_ms(tweet_id) - active_ms
         keep = [u for u in users if (last_active[u] or -1) >= since]
         inactive.update(u for u in users if (last_active[u] or -1) < since)
         pushes.append((tweet_id, keep))
     await store.fanout_many(pushes, only_existing=True)
+    delivered_s = time.time()
+    for delivery in deliveries:
+        FANOUT_DELAY.observe(max(0.0, delivered_s - delivery.ts / 1000))
     if inactive:
         writes = ServingWrites(redis_client(), settings.timeline_max)
         writes.invalidate_timelines(inactive)

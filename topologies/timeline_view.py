@@ -38,6 +38,7 @@ tweet_ids = SnowflakeGenerator(settings.snowflake_worker)
 PAGE = (resources.files("streams.http") / "static" / "index.html").read_text("utf-8")
 PAGE_HEADERS = page_security_headers(PAGE)
 RETRY_NOT_READY_S = 2
+TIMELINE_ROUTE = "/timelines/{user_id}"
 
 
 def reader() -> TimelineReader:
@@ -66,7 +67,7 @@ def refuse(view: View, err: HttpError) -> Response:
     return view.json(error_body(err), status=err.status, headers=dict(err.headers))
 
 
-@app.page("/timelines/{user_id}")
+@app.page(TIMELINE_ROUTE)
 class Timelines(View):
     async def get(self, request: Request, user_id: str) -> Response:
         query = check_timeline_request(

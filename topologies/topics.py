@@ -7,13 +7,14 @@ from typing import Any
 
 from faust.types import TP, StreamT, TopicT
 from mode.types.signals import BaseSignalT
+from prometheus_client import Gauge
 
 from streams.app import app, settings
 from streams.features.vector import FamilyUpdate
 from streams.ingest.schemas import SINK_TOPICS, SOURCE_TOPICS
 from streams.runtime.batch import BATCH_MAX, S, run_batch
 from streams.runtime.batch_transport import RecordBatch, batch_topic
-from streams.runtime.metrics import METRICS
+from streams.runtime.metrics import REGISTRY
 from streams.runtime.sink import SinkBatch
 from streams.runtime.topic_admin import CHANGELOG_CONFIG
 from streams.state.kafka_changelog import KafkaChangelog
@@ -153,6 +154,14 @@ def node_state(node: str, inputs: Sequence[str], copartitioned: bool = False) ->
 STANDBY_INTERVAL_S = 2.0
 
 
+STANDBY_PARTITIONS = Gauge(
+    "homemixer_standby_partitions",
+    "Partitions of a node this worker keeps warm standby copies of.",
+    ["node"],
+    registry=REGISTRY,
+)
+
+
 def standby_partitions(owned: set[int], partitions: int, replicas: int) -> set[int]:
     """The partitions after each owned one (wrapping around), up to `replicas`, not owned here."""
     return {(p + i) % partitions for p in owned for i in range(1, replicas + 1)} - owned
@@ -167,7 +176,7 @@ def warm_standbys(state: NodeState, inputs: Sequence[str]) -> Callable[[], Await
                 continue
             spare = standby_partitions(owned, settings.partitions, settings.standby_replicas)
             await state.warm(TP(topic, p) for p in sorted(spare))
-        METRICS.set("homemixer_standby_partitions", state.standby_count, node=state.name)
+        STANDBY_PARTITIONS.labels(state.name).set(state.standby_count)
 
     return warm
 

@@ -22,9 +22,10 @@ from typing import Any, Protocol, TypeVar
 
 import orjson
 from faust.types import TP
+from prometheus_client import Histogram
 
 from streams.runtime.batch_transport import KafkaRecord, RecordBatch
-from streams.runtime.metrics import METRICS
+from streams.runtime.metrics import REGISTRY
 from streams.runtime.sink import SinkBatch
 from streams.state.node_state import NodeState
 from streams.state.partition_store import PartitionStore
@@ -40,12 +41,20 @@ BATCH_SIZE_BUCKETS = (1, 10, 100, 500, 1000, BATCH_MAX)
 
 BATCH_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
-METRICS.describe("homemixer_batch_records", "histogram", "Records per batch a node processed.")
-METRICS.describe(
+BATCH_RECORDS = Histogram(
+    "homemixer_batch_records",
+    "Records per batch a node processed.",
+    ["node"],
+    buckets=BATCH_SIZE_BUCKETS,
+    registry=REGISTRY,
+)
+BATCH_SECONDS = Histogram(
     "homemixer_batch_seconds",
-    "histogram",
     "Wall-clock time of a node's batch by step: work (its state and Redis), send (outputs "
     "acknowledged), commit (changelog record, then RocksDB).",
+    ["node", "step"],
+    buckets=BATCH_SECONDS_BUCKETS,
+    registry=REGISTRY,
 )
 
 
@@ -78,9 +87,9 @@ async def run_batch(
         await state.commit(selected.last_offsets)
     done = time.perf_counter()
     node = state.name
-    METRICS.observe("homemixer_batch_records", len(records.records), BATCH_SIZE_BUCKETS, node=node)
+    BATCH_RECORDS.labels(node).observe(len(records.records))
     for step, seconds in (("work", worked - started), ("send", sent - worked), ("commit", done - sent)):
-        METRICS.observe("homemixer_batch_seconds", seconds, BATCH_SECONDS_BUCKETS, node=node, step=step)
+        BATCH_SECONDS.labels(node, step).observe(seconds)
 
 
 async def run_tick(

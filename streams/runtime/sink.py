@@ -19,10 +19,11 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 from faust.types import TopicT
+from prometheus_client import Histogram
 
 from streams.app import settings
 from streams.ingest.codec import encode_json
-from streams.runtime.metrics import FEATURE_DELAY_BUCKETS, METRICS
+from streams.runtime.metrics import EVENT_DELAY_BUCKETS, REGISTRY
 
 # Wait before producing again when librdkafka's local queue is full.
 QUEUE_FULL_WAIT_S = 0.001
@@ -34,6 +35,12 @@ PRODUCER_CONFIG = {
     "max.in.flight.requests.per.connection": 1,
     "message.max.bytes": 8 * 1024 * 1024,
 }
+FEATURE_DELAY = Histogram(
+    "homemixer_feature_delay_seconds",
+    "Wall-clock time from an entity's newest event time to its real_time_features message.",
+    buckets=EVENT_DELAY_BUCKETS,
+    registry=REGISTRY,
+)
 
 _producer: Producer | None = None
 
@@ -78,8 +85,7 @@ class SinkBatch:
         `<entity_type>:<id>`; counts its feature delay."""
         value = {"entity_type": entity_type, "entity_id": entity_id, "ts": ts, "features": features}
         self.add(topic, f"{entity_type}:{entity_id}", value)
-        delay_s = max(0.0, time.time() - ts / 1000)
-        METRICS.observe("homemixer_feature_delay_seconds", delay_s, FEATURE_DELAY_BUCKETS)
+        FEATURE_DELAY.observe(max(0.0, time.time() - ts / 1000))
 
     async def send_and_wait(self) -> None:
         if not self._pending:

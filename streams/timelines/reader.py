@@ -11,6 +11,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from prometheus_client import Counter
+
+from streams.runtime.metrics import REGISTRY
 from streams.serving.view import ServingReads, UserContext
 from streams.snowflake import snowflake_ms
 from streams.timelines.cache import TimelineCache
@@ -21,6 +24,15 @@ OVERFETCH = 50
 # How long a read waits for the workers to write the Redis view back after a Redis loss.
 READY_WAIT_S = 15.0
 READY_POLL_S = 0.1
+
+TIMELINE_READS = Counter(
+    "homemixer_timeline_reads_total",
+    "Timeline reads (latest and ranked) by cache outcome: hit (served from the materialised "
+    "timeline in Redis) or rebuild (missing, or the user was inactive, so rebuilt first).",
+    ["cache"],
+    registry=REGISTRY,
+)
+CACHE_HITS, CACHE_REBUILDS = TIMELINE_READS.labels("hit"), TIMELINE_READS.labels("rebuild")
 
 
 class NotReady(Exception):
@@ -67,8 +79,10 @@ class TimelineReader:
             opened = await self._reads.open_read(user_id, now_ms, self._partitions)
         context = opened.context
         if is_active(last_active_ms, now_ms, self._active_days) and opened.materialised:
+            CACHE_HITS.inc()
             return context, False
         await self.rebuild(user_id, context)
+        CACHE_REBUILDS.inc()
         return context, True
 
     async def latest(self, user_id: int, limit: int, max_id: int | None, now_ms: int) -> TimelineResponse:

@@ -151,8 +151,10 @@ def test_served_outcomes_calibrate_the_next_ranked_page(empty_broker: str, clust
     fit = reference.params()["in_network"]
     for kind in KINDS:
         kind_labels = {"segment": "in_network", "kind": kind}
-        assert worker.metric("homemixer_calibration_a", **kind_labels) == pytest.approx(fit[kind].a, rel=1e-5)
-        assert worker.metric("homemixer_calibration_b", **kind_labels) == pytest.approx(fit[kind].b, rel=1e-5)
+        slope = worker.metric("homemixer_calibration_slope", **kind_labels)
+        intercept = worker.metric("homemixer_calibration_intercept", **kind_labels)
+        assert slope == pytest.approx(fit[kind].a, rel=1e-5)
+        assert intercept == pytest.approx(fit[kind].b, rel=1e-5)
 
     # The reader is in the learning bucket: the same outcomes taught the viewer-feedback learner,
     # and the reader's next page weighs the friend's tweets by it; the bystander's never does.

@@ -12,11 +12,11 @@ import shutil
 import sys
 import uuid
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 
-from tests.harness import Cluster
+from tests.harness import Cluster, unavailable
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -31,13 +31,6 @@ CHROMIUM_ARGS = [
 USER = 9
 ARRIVAL_TIMEOUT_MS = 20_000
 STEP_TIMEOUT_MS = 10_000
-
-
-def unavailable(reason: str) -> NoReturn:
-    """Skip locally; fail in CI, where a browser test that does not run is a broken build."""
-    if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes"):
-        pytest.fail(f"{reason} (CI=true: the browser test must run in CI)", pytrace=False)
-    pytest.skip(reason)
 
 
 def chromium_path() -> str:

@@ -4,7 +4,6 @@ from streams.dev.demo import Workload
 from streams.http.auth import mint_token, verify_token
 from streams.ingest.codec import EventDecoder
 from streams.ingest.parser import ParserLimits, SourceEvent, parse
-from streams.runtime.metrics import Metrics
 from streams.snowflake import SnowflakeGenerator, snowflake_at, snowflake_ms
 
 
@@ -27,18 +26,6 @@ def test_tokens_verify_only_with_the_same_secret_and_user() -> None:
     forged = "43" + token[2:]
     assert verify_token("s3cret", forged) is None
     assert verify_token("s3cret", "garbage") is None
-
-
-def test_metrics_render_prometheus_text() -> None:
-    m = Metrics()
-    m.describe("x_total", "counter", "An x.")
-    m.inc("x_total", topic="a", outcome="applied")
-    m.inc("x_total", 2, topic="a", outcome="applied")
-    m.set("g", 1.5)
-    text = m.render()
-    assert "# TYPE x_total counter" in text
-    assert 'x_total{outcome="applied",topic="a"} 3' in text
-    assert "g 1.5" in text
 
 
 def test_demo_workload_is_valid_for_the_parser_and_deterministic() -> None:
