@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 
 from faust.types import TP
+from prometheus_client import Counter
 
-from streams.runtime.metrics import METRICS
+from streams.runtime.metrics import REGISTRY
 from streams.state.changelog import SnapshotPart, peek_store
 from streams.state.changelog import decode as decode_record
 from streams.state.changelog import encode as encode_record
@@ -37,9 +38,14 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-METRICS.describe("homemixer_snapshots_total", "counter", "Store snapshots written to a changelog.")
-METRICS.describe(
-    "homemixer_snapshot_loads_total", "counter", "Stores restored from a snapshot, then the records after it."
+SNAPSHOTS = Counter(
+    "homemixer_snapshots", "Store snapshots written to a changelog.", ["node"], registry=REGISTRY
+)
+SNAPSHOT_LOADS = Counter(
+    "homemixer_snapshot_loads",
+    "Stores restored from a snapshot, then the changelog records after it.",
+    ["node"],
+    registry=REGISTRY,
 )
 
 # A snapshot part's entries, before encoding: big enough that a part costs one produce call per
@@ -237,7 +243,7 @@ class NodeState:
                 if part.last:
                     loading = False
                     mark.start, mark.size, mark.since = snapshot, seen_size, 0
-                    METRICS.inc("homemixer_snapshot_loads_total", node=self.name)
+                    SNAPSHOT_LOADS.labels(self.name).inc()
             elif part is not None:
                 # A snapshot of a state this store reaches by the commits it replays: skipped,
                 # but it is now the store's latest.
@@ -354,7 +360,7 @@ class NodeState:
             # The store is as the snapshot says: a restart from this disk replays from after it.
             store.apply(Changes({}, [], {}), offsets[-1] if offsets else start)
             mark.start, mark.size, mark.since = start, len(first) + sum(map(len, rest)), 0
-            METRICS.inc("homemixer_snapshots_total", node=self.name)
+            SNAPSHOTS.labels(self.name).inc()
             log.info("%s: %s snapshot of %d bytes at changelog offset %d", self.name, name, mark.size, start)
             await changelog.trim(tp.partition, start)
         except Exception:
