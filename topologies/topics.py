@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -17,8 +18,10 @@ from streams.runtime.batch_transport import RecordBatch, batch_topic
 from streams.runtime.metrics import REGISTRY
 from streams.runtime.sink import SinkBatch
 from streams.runtime.topic_admin import CHANGELOG_CONFIG
-from streams.state.kafka_changelog import KafkaChangelog
+from streams.state.kafka_changelog import KafkaChangelog, StoreUnrecoverable
 from streams.state.node_state import NodeState, register
+
+log = logging.getLogger(__name__)
 
 
 def _raw_topic(name: str, partitions: int | None = None) -> TopicT:
@@ -76,7 +79,14 @@ def batch_agent(topic: TopicT, name: str, process_batch: Callable[[RecordBatch],
 
     async def agent(stream: StreamT[RecordBatch]) -> None:
         async for records in stream:
-            await process_batch(records)
+            try:
+                await process_batch(records)
+            except StoreUnrecoverable as exc:
+                # Faust would restart the agent and carry on with the next batch: the worker
+                # stops instead, with the reason, rather than answer from incomplete state.
+                log.critical("%s: %s; the worker stops", name, exc)
+                await app.crash(exc)
+                raise
 
     app.agent(topic, name=name)(agent)
 

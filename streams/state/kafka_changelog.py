@@ -24,7 +24,12 @@ TAIL_WAIT_MS = 100
 ADMIN_TIMEOUT_S = 15.0
 
 
-class ChangelogHeadMissing(RuntimeError):
+class StoreUnrecoverable(RuntimeError):
+    """A store cannot be brought up to date from its changelog: a worker must stop rather than
+    run on a store that is silently incomplete."""
+
+
+class ChangelogHeadMissing(StoreUnrecoverable):
     """Records a store needs are no longer in its changelog (the broker's retention deleted
     them) and no snapshot covers them: replaying the rest would leave the store silently
     incomplete, so nothing is replayed."""

@@ -30,7 +30,7 @@ from streams.state.changelog import SnapshotPart, peek_store
 from streams.state.changelog import decode as decode_record
 from streams.state.changelog import encode as encode_record
 from streams.state.dedup import Deduplicator
-from streams.state.kafka_changelog import ChangelogHeadMissing
+from streams.state.kafka_changelog import ChangelogHeadMissing, StoreUnrecoverable
 from streams.state.keys import source_position_key
 from streams.state.partition_store import Changes, PartitionStore
 
@@ -89,7 +89,7 @@ def _with_last(items: Iterator[T]) -> Iterator[tuple[T, bool]]:
     yield previous, True
 
 
-class SnapshotMismatch(RuntimeError):
+class SnapshotMismatch(StoreUnrecoverable):
     """A store's snapshot index points at a record that is not the start of its snapshot."""
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from tests.harness import Cluster
 
@@ -175,6 +176,33 @@ def test_a_worker_with_an_empty_disk_loads_the_latest_snapshots_and_the_records_
         heads = [consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[0] for p in range(4)]
         consumer.close()
         assert all(head > 0 for head in heads), heads
+
+
+@pytest.mark.slow
+@pytest.mark.broker_feature("delete_records")
+def test_a_worker_whose_store_needs_deleted_records_stops_and_says_why(
+    empty_broker: str, cluster: Cluster
+) -> None:
+    events = engagement_stream(600, seed=6)
+    worker = cluster.start_worker("w1")  # no snapshot: the default threshold is far above this
+    produce_engagements(cluster, events)
+    read_until_matches(cluster, reference_features(events))
+    worker.kill()
+    shutil.rmtree(worker.data_dir)
+    topic = f"{cluster.app_id}-aggregator-engagements-by-tweet-changelog"
+    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "probe"})
+    ends = [consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(4)]
+    consumer.close()
+    gone = [TopicPartition(topic, p, end) for p, end in enumerate(ends) if end > 0]
+    assert gone
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    for future in admin.delete_records(gone, request_timeout=10).values():
+        future.result(timeout=15)  # as a broker's retention would
+
+    successor = cluster.start_worker("w2", wait=False)
+    assert successor.proc.wait(timeout=120) != 0
+    log = successor.log.read_text(errors="replace")
+    assert "the worker stops" in log and "but the changelog starts at" in log, log[-3000:]
 
 
 def test_sessions_and_context_reach_real_time_features(empty_broker: str, cluster: Cluster) -> None:
