@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import random
 import shutil
+import threading
 import time
 from collections import defaultdict
 from typing import Any
@@ -152,6 +153,32 @@ def test_state_follows_the_partition_to_a_worker_with_an_empty_disk(
     cluster.start_worker("w2")
     produce_engagements(cluster, events[1500:] + events[:100])
     read_until_matches(cluster, reference_features(events), timeout=120)
+
+
+@pytest.mark.slow
+def test_totals_stay_exact_while_workers_die_join_and_return_under_load(
+    empty_broker: str, cluster: Cluster
+) -> None:
+    events = engagement_stream(6000, seed=7)
+    chunks = [events[i : i + 200] for i in range(0, len(events), 200)]
+    first = cluster.start_worker("w1")
+    cluster.start_worker("w2")
+
+    def stream() -> None:  # 400 events/s for 15 s while the group changes under it
+        for chunk in chunks:
+            produce_engagements(cluster, chunk)
+            time.sleep(0.5)
+
+    streaming = threading.Thread(target=stream)
+    streaming.start()
+    time.sleep(3)
+    first.kill()  # mid-stream, its partitions move to w2
+    time.sleep(3)
+    cluster.start_worker("w3")  # a third joins
+    time.sleep(3)
+    cluster.start_worker("w1")  # the first returns, with the disk it had
+    streaming.join()
+    read_until_matches(cluster, reference_features(events), timeout=240)
 
 
 @pytest.mark.slow
