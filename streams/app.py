@@ -29,6 +29,11 @@ def faust_config(s: Settings) -> dict[str, Any]:
         "web_bind": s.web_bind,
         "canonical_url": s.canonical_url,
         "web_in_thread": False,
+        # Faust's /router/ and /table/ views answer anyone: the cluster's worker URLs and table
+        # data (CONTRACT.md, "Operations"). Requests reach a key's owner through `topic_route`,
+        # which reads the assignment, not these views.
+        "web_router_enabled": False,
+        "web_tables_enabled": False,
         "consumer_auto_offset_reset": "earliest",
         "autodiscover": False,
         # The parser sees multi-megabyte junk on purpose; it must fetch it to dead-letter it.
