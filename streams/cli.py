@@ -137,7 +137,7 @@ def up(
         started = [_start_worker(env, data_dir, port, i, workers) for i in range(workers)]
         worker_procs.extend(proc for proc, _ in started)
         for i, (proc, log_path) in enumerate(started):
-            _wait_ready(f"http://{LOOPBACK}:{port + i}/healthz", proc, log_path)
+            _wait_ready(f"http://{LOOPBACK}:{port + i}/readyz", proc, log_path)
         click.echo(f"broker: {broker_addr}")
         click.echo(f"redis: {redis_url}")
         click.echo(f"web: http://{LOOPBACK}:{port}/", nl=True)

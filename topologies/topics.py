@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from faust.types import TP, StreamT, TopicT
@@ -96,6 +97,8 @@ def node_agent(
 
 
 CHANGELOGS: list[TopicT] = []
+# Every stateful node, with the input topics whose partitions its stores follow.
+STATEFUL: list[tuple[NodeState, frozenset[str]]] = []
 
 
 def node_state(node: str, inputs: Sequence[str], copartitioned: bool = False) -> NodeState:
@@ -113,6 +116,7 @@ def node_state(node: str, inputs: Sequence[str], copartitioned: bool = False) ->
         state.forget(revoked)
 
     app.on_partitions_revoked.connect(on_revoked)
+    STATEFUL.append((state, frozenset(inputs)))
     if settings.standby_replicas > 0:
         app.timer(STANDBY_INTERVAL_S, name=f"standby.{node}")(warm_standbys(state, inputs))
     return state
@@ -139,6 +143,47 @@ def warm_standbys(state: NodeState, inputs: Sequence[str]) -> Callable[[], Await
         METRICS.set("homemixer_standby_partitions", state.standby_count, node=state.name)
 
     return warm
+
+
+# How soon after an assignment a worker starts to catch its new partitions' stores up.
+RESTORE_INTERVAL_S = 0.5
+
+
+def assigned_stores(assignment: Iterable[TP]) -> Iterator[tuple[NodeState, TP]]:
+    """Each stateful node with each assigned partition that has a store of that node."""
+    ordered = sorted(assignment)
+    for state, inputs in STATEFUL:
+        for tp in ordered:
+            if tp.topic in inputs:
+                yield state, tp
+
+
+def stores_behind() -> dict[str, int]:
+    """Per node, how many of this worker's assigned partitions have a store not open and current."""
+    behind = {state.name: 0 for state, _ in STATEFUL}
+    for state, tp in assigned_stores(app.consumer.assignment()):
+        if state.opened(tp) is None:
+            behind[state.name] += 1
+    return behind
+
+
+async def restore_assigned_stores() -> None:
+    """Open every assigned partition's store, replaying the changelog records it lacks, when it is
+    assigned rather than at its first batch: a worker is ready (GET /readyz) with its state
+    current, and a partition no event has reached yet is readable (GET /state/users)."""
+    # A loop, not a timer: a worker's first pass creates every store (tens of milliseconds each),
+    # longer than the interval, and a timer would warn that it overlaps itself.
+    while True:
+        # While the assignment changes, wait for the new one.
+        if not app.rebalancing:
+            for state, tp in assigned_stores(app.consumer.assignment()):
+                if state.opened(tp) is None:
+                    async with state.lock(tp):
+                        await state.open([tp])
+        await asyncio.sleep(RESTORE_INTERVAL_S)
+
+
+app.task(restore_assigned_stores)
 
 
 def all_topic_names() -> list[str]:

@@ -122,7 +122,7 @@ def test_up_demo_starts_serves_health_and_stops_everything(tmp_path: Path) -> No
         assert lines[1].startswith("redis: redis://127.0.0.1:")
         assert lines[2] == f"web: http://127.0.0.1:{web_port}/"
         assert ready_after < UP_READY_S, f"ready after {ready_after:.1f} s"
-        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/healthz") as response:
+        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/readyz") as response:
             assert response.status == 200
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 3, "broker, redis and the worker"
