@@ -22,8 +22,8 @@ each figure printed next to a baseline measured in the same run:
    growing sorted set; without `-r` every ZADD re-adds the same member, a no-op.
 2. Read latency of `GET /timelines/{user}?limit=50` (users whose timelines hold >= 50 tweets) at
    2,000 requests/s, open loop, from a second process (asyncio + aiohttp, keep-alive, loopback);
-   baseline: the same load against `GET /healthz`. Latency is from the request's start to its
-   body read, in the client; the achieved rate is printed too.
+   baseline: the same load against `GET /livez` (the web server, no work). Latency is from the
+   request's start to its body read, in the client; the achieved rate is printed too.
 3. Freshness: tweet_create events at 2,300/s for 20 s from a second process, authors drawn
    uniformly from all users (so fanout sizes follow the power-law follower counts); a tweet is
    visible when its id is in every eligible recipient's `hm:tl:{user}` (author and followers;
@@ -372,7 +372,7 @@ class Bench:
         while time.monotonic() < deadline:
             if self.worker.poll() is not None:
                 raise RuntimeError(f"the worker exited: {self.log_tail()}")
-            if self.http_status("/healthz") == 200:
+            if self.http_status("/readyz") == 200:
                 return
             time.sleep(0.2)
         raise RuntimeError(f"the worker was not ready in {WORKER_READY_TIMEOUT_S} s: {self.log_tail()}")
@@ -670,7 +670,7 @@ def read_phase(bench: Bench, pool_users: list[int]) -> dict[str, Any]:
         for u in users
     ]
     out: dict[str, Any] = {}
-    for label, paths in (("healthz", [("/healthz", {})]), ("timelines", tl_paths)):
+    for label, paths in (("livez", [("/livez", {})]), ("timelines", tl_paths)):
         res = bench.in_loadgen(serial, bench.url, paths, UNLOADED_SECONDS)
         lat = [x * 1000 for x in res["latencies"]]
         out[f"{label}_serial"] = {"p50": pct(lat, 50), "p99": pct(lat, 99), "rate": res["rate"]}
@@ -901,28 +901,26 @@ def report(
     else:
         print("   baseline: redis-benchmark unavailable")
     print(f"2. read latency at {READ_RATE:,} req/s (client-side, request start to body read)")
-    for label in ("timelines", "healthz"):
+    for label in ("timelines", "livez"):
         r = reads[label]
         name = (
-            f"GET /timelines/{{user}}?limit={READ_LIMIT}"
-            if label == "timelines"
-            else "baseline: GET /healthz"
+            f"GET /timelines/{{user}}?limit={READ_LIMIT}" if label == "timelines" else "baseline: GET /livez"
         )
         print(
             f"   {name:<40} p50 {r['p50']:7.2f} ms  p99 {r['p99']:7.2f} ms  "
             f"achieved {r['achieved']:7,.0f} req/s  "
             f"non-200 {sum(v for k, v in r['statuses'].items() if k != 200)}  skipped {r['skipped']}"
         )
-    for label in ("timelines", "healthz"):
+    for label in ("timelines", "livez"):
         r = reads[f"{label}_serial"]
         print(
             f"   {label + ', one request at a time':<40} p50 {r['p50']:7.2f} ms  p99 {r['p99']:7.2f} ms  "
             f"achieved {r['rate']:7,.0f} req/s"
         )
-    t, h = reads["timelines"], reads["healthz"]
+    t, h = reads["timelines"], reads["livez"]
     ok = t["p99"] <= 10 and t["achieved"] >= 0.95 * READ_RATE
     print(
-        f"   ratio p99 timelines/healthz {t['p99'] / h['p99']:.1f}x (target p99 <= 10 ms at {READ_RATE:,}/s: "
+        f"   ratio p99 timelines/livez {t['p99'] / h['p99']:.1f}x (target p99 <= 10 ms at {READ_RATE:,}/s: "
         f"{'met' if ok else 'NOT met'})"
     )
     print("3. freshness: tweet_create produced -> in every eligible timeline (author and followers)")

@@ -6,16 +6,22 @@ and register themselves on import.
 
 from __future__ import annotations
 
+import functools
 import gc
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from streams.runtime.batch_transport import batch_broker_url
 from streams.settings import Settings
 
 settings = Settings.from_env()
+log = logging.getLogger(__name__)
 
 
 def faust_config(s: Settings) -> dict[str, Any]:
@@ -29,6 +35,11 @@ def faust_config(s: Settings) -> dict[str, Any]:
         "web_bind": s.web_bind,
         "canonical_url": s.canonical_url,
         "web_in_thread": False,
+        # Faust's /router/ and /table/ views answer anyone: the cluster's worker URLs and table
+        # data (CONTRACT.md, "Operations"). Requests reach a key's owner through `topic_route`,
+        # which reads the assignment, not these views.
+        "web_router_enabled": False,
+        "web_tables_enabled": False,
         "consumer_auto_offset_reset": "earliest",
         "autodiscover": False,
         # The parser sees multi-megabyte junk on purpose; it must fetch it to dead-letter it.
@@ -65,6 +76,20 @@ def redis_client() -> Redis:
 
 
 _redis: Redis | None = None
+
+
+def tolerating_redis_outages(upkeep: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    """A timer's `upkeep` that logs Redis being unreachable instead of crashing the worker: the
+    timer tries again at its next tick, and meanwhile GET /readyz says Redis fails."""
+
+    @functools.wraps(upkeep)
+    async def tolerant() -> None:
+        try:
+            await upkeep()
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            log.warning("%s: Redis is unreachable (%s); trying again at the next tick", upkeep.__name__, exc)
+
+    return tolerant
 
 
 # A ranked read holds thousands of objects at once and frees nearly all of them by reference

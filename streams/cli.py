@@ -60,11 +60,17 @@ def worker(loglevel: str) -> None:
 
 @cli.command()
 @click.argument("user_id", type=click.IntRange(min=1))
-def token(user_id: int) -> None:
-    """Print a bearer token for USER_ID, signed with HOMEMIXER_SECRET."""
+@click.option(
+    "--ttl",
+    type=click.IntRange(min=1),
+    help="Seconds the token is valid for (default: HOMEMIXER_TOKEN_TTL_S, a day unless set).",
+)
+def token(user_id: int, ttl: int | None) -> None:
+    """Print a bearer token for USER_ID, signed with HOMEMIXER_SECRET (its first secret)."""
     from streams.http.auth import mint_token
 
-    click.echo(mint_token(Settings.from_env().secret, user_id))
+    settings = Settings.from_env()
+    click.echo(mint_token(settings.secrets, user_id, settings.token_ttl_s if ttl is None else ttl))
 
 
 @cli.command()
@@ -131,7 +137,7 @@ def up(
         started = [_start_worker(env, data_dir, port, i, workers) for i in range(workers)]
         worker_procs.extend(proc for proc, _ in started)
         for i, (proc, log_path) in enumerate(started):
-            _wait_ready(f"http://{LOOPBACK}:{port + i}/healthz", proc, log_path)
+            _wait_ready(f"http://{LOOPBACK}:{port + i}/readyz", proc, log_path)
         click.echo(f"broker: {broker_addr}")
         click.echo(f"redis: {redis_url}")
         click.echo(f"web: http://{LOOPBACK}:{port}/", nl=True)

@@ -24,6 +24,9 @@ DEFAULT_METRICS_WINDOW_S = 60
 DEFAULT_GRACE_S = 10
 # Public, so anyone can mint tokens with it: good for loopback only (`unsafe_secret`).
 DEFAULT_SECRET = "dev-secret-change-me"
+# A day: a person logs in about daily, and a leaked token, or one signed with a secret being
+# rotated out, is good for at most that long.
+DEFAULT_TOKEN_TTL_S = 24 * 3600
 # A source partition silent this long stops holding windows open (CONTRACT.md, "Windows").
 DEFAULT_IDLE_S = 10
 DEFAULT_SNAPSHOT_MIN_BYTES = 64 * 1024 * 1024
@@ -51,12 +54,32 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SystemExit(f"{name}={raw!r} is not an integer") from None
 
 
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value <= 0:
+        raise SystemExit(f"{name}={value} must be positive")
+    return value
+
+
+def _secrets(env: Mapping[str, str]) -> tuple[str, ...]:
+    """HOMEMIXER_SECRET: one secret, or several comma-separated while one is rotated in."""
+    raw = env.get("HOMEMIXER_SECRET", "")
+    if not raw.strip():
+        return (DEFAULT_SECRET,)
+    secrets = tuple(part.strip() for part in raw.split(","))
+    if "" in secrets:
+        raise SystemExit("HOMEMIXER_SECRET lists an empty secret (two commas, or one at an end)")
+    return secrets
+
+
 @dataclass(frozen=True)
 class Settings:
     broker: str = DEFAULT_BROKER
     redis_url: str = DEFAULT_REDIS_URL
     data_dir: Path = field(default_factory=lambda: Path("./homemixer-data"))
-    secret: str = DEFAULT_SECRET
+    # Newest first: the first signs tokens, every one verifies them (rotation, README "Tokens").
+    secrets: tuple[str, ...] = (DEFAULT_SECRET,)
+    token_ttl_s: int = DEFAULT_TOKEN_TTL_S
     web_port: int = DEFAULT_WEB_PORT
     web_bind: str = "127.0.0.1"
     # How other workers reach this one, for requests routed to a key's owner; "" = derived.
@@ -99,7 +122,8 @@ class Settings:
             broker=env.get("KAFKA_BROKER", DEFAULT_BROKER),
             redis_url=env.get("REDIS_URL", DEFAULT_REDIS_URL),
             data_dir=Path(env.get("HOMEMIXER_DATA_DIR", "./homemixer-data")),
-            secret=env.get("HOMEMIXER_SECRET", DEFAULT_SECRET),
+            secrets=_secrets(env),
+            token_ttl_s=_positive(env, "HOMEMIXER_TOKEN_TTL_S", DEFAULT_TOKEN_TTL_S),
             web_port=_int(env, "WEB_PORT", DEFAULT_WEB_PORT),
             web_bind=env.get("WEB_BIND", "127.0.0.1"),
             advertised_host=env.get("HOMEMIXER_ADVERTISED_HOST", ""),
@@ -146,10 +170,11 @@ LOOPBACK_BINDS = frozenset({"127.0.0.1", "::1", "localhost"})
 def unsafe_secret(settings: Settings) -> str | None:
     """Why this worker must not start, or None: its web server is reachable beyond loopback
     while it signs tokens with the public built-in secret (CONTRACT.md, CLI)."""
-    if settings.web_bind not in LOOPBACK_BINDS and settings.secret == DEFAULT_SECRET:
+    # Every listed secret verifies, so the public one is as bad second as first.
+    if settings.web_bind not in LOOPBACK_BINDS and DEFAULT_SECRET in settings.secrets:
         return (
-            f"WEB_BIND={settings.web_bind} serves beyond loopback, but HOMEMIXER_SECRET is the public "
-            "built-in default: anyone could mint tokens. Set HOMEMIXER_SECRET (e.g. "
-            "`openssl rand -hex 32`) or bind to 127.0.0.1."
+            f"WEB_BIND={settings.web_bind} serves beyond loopback, but HOMEMIXER_SECRET is or lists the "
+            "public built-in default: anyone could mint tokens. Set HOMEMIXER_SECRET to secrets of "
+            "your own (e.g. `openssl rand -hex 32`) or bind to 127.0.0.1."
         )
     return None

@@ -160,7 +160,7 @@ class Cluster:
             if not worker.alive():
                 raise RuntimeError(f"{worker.name} exited: {worker.log.read_text()[-3000:]}")
             try:
-                if worker.get("/healthz")[0] == 200:
+                if worker.get("/readyz")[0] == 200:
                     return
             except OSError:
                 pass

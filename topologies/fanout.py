@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 from faust.types import TP
 from prometheus_client import Histogram
 
-from streams.app import app, redis_client, settings
+from streams.app import app, redis_client, settings, tolerating_redis_outages
 from streams.features.vector import FamilyUpdate
 from streams.graph.follower_graph import Crossing, FollowerGraph, Relation, celebrity_crossing
 from streams.graph.tweet_store import Tweet, TweetStore
@@ -262,9 +262,11 @@ async def restore_redis_view() -> None:
     for partition in sorted(assigned):
         if await redis.exists(ready_key(partition)):
             continue
-        async with view_lock:
+        tp = TP(by_author.get_topic_name(), partition)
+        # The view lock keeps the node's batches out; the partition's lock, the store restorer
+        # (topologies.topics).
+        async with view_lock, state.lock(tp):
             started = time.monotonic()
-            tp = TP(by_author.get_topic_name(), partition)
             await state.open([tp])
             await restore_partition(partition, state.store(tp))
             app.log.info(
@@ -279,4 +281,4 @@ batch_agent(
     NODE,
     fanout,
 )
-app.timer(1.0)(restore_redis_view)
+app.timer(1.0)(tolerating_redis_outages(restore_redis_view))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 
-from streams.app import app, redis_client, settings
+from streams.app import app, redis_client, settings, tolerating_redis_outages
 from streams.ranked.bandit_store import discount_bandit
 from streams.ranked.served_outcomes import fit_calibration
 
@@ -47,5 +47,7 @@ async def fade_bandit() -> None:
         await discount_bandit(redis_client(), _now_ms())
 
 
-app.timer(FIT_INTERVAL_S, on_leader=True, name="calibration_fitter")(fit_served_outcomes)
-app.timer(DISCOUNT_INTERVAL_S, on_leader=True, name="bandit_discount")(fade_bandit)
+app.timer(FIT_INTERVAL_S, on_leader=True, name="calibration_fitter")(
+    tolerating_redis_outages(fit_served_outcomes)
+)
+app.timer(DISCOUNT_INTERVAL_S, on_leader=True, name="bandit_discount")(tolerating_redis_outages(fade_bandit))

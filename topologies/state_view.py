@@ -7,6 +7,7 @@ it answers only the user's own bearer token.
 
 from __future__ import annotations
 
+import time
 from typing import Any, cast
 
 from faust.web import Request, Response, View
@@ -31,7 +32,7 @@ def _refuse(view: View, err: HttpError) -> Response:
 async def user_state(view: View, request: Request, user_id: str) -> Response:
     """The owner's answer: the user's graph counts, follows and newest tweets from RocksDB."""
     user = parse_id(user_id)
-    who = authorize(request.headers.get("Authorization"), user, settings.secret)
+    who = authorize(request.headers.get("Authorization"), user, settings.secrets, time.time())
     if isinstance(who, HttpError):
         return _refuse(view, who)
     if user is None:

@@ -71,7 +71,7 @@ def refuse(view: View, err: HttpError) -> Response:
 class Timelines(View):
     async def get(self, request: Request, user_id: str) -> Response:
         query = check_timeline_request(
-            request.headers.get("Authorization"), user_id, request.query, settings.secret
+            request.headers.get("Authorization"), user_id, request.query, settings.secrets, time.time()
         )
         if isinstance(query, HttpError):
             return refuse(self, query)
@@ -92,7 +92,7 @@ class Timelines(View):
 @app.page("/tweets")
 class Tweets(View):
     async def post(self, request: Request) -> Response:
-        user = authorize(request.headers.get("Authorization"), None, settings.secret)
+        user = authorize(request.headers.get("Authorization"), None, settings.secrets, time.time())
         if isinstance(user, HttpError):
             return refuse(self, user)
         wait = post_limiter.allow(user, time.monotonic())
@@ -135,4 +135,4 @@ class DevLogin(View):
         user = parse_dev_login(await request.read())
         if isinstance(user, HttpError):
             return refuse(self, user)
-        return self.json({"token": mint_token(settings.secret, user)})
+        return self.json({"token": mint_token(settings.secrets, user, settings.token_ttl_s)})

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from faust.types import TP, StreamT, TopicT
@@ -74,6 +75,21 @@ def send_family(outputs: SinkBatch, update: FamilyUpdate) -> None:
         outputs.add(feature_updates, update.key, update.to_json())
 
 
+async def stop_worker(where: str, exc: StoreUnrecoverable) -> None:
+    """A store cannot be restored: Faust would restart the agent (or task) and carry on, so the
+    worker stops instead, with the reason, rather than answer from incomplete state."""
+    log.critical("%s: %s; the worker stops", where, exc)
+    await app.crash(exc)
+
+
+async def open_or_stop(state: NodeState, tp: TP, where: str) -> None:
+    try:
+        await state.open([tp])
+    except StoreUnrecoverable as exc:
+        await stop_worker(where, exc)
+        raise
+
+
 def batch_agent(topic: TopicT, name: str, process_batch: Callable[[RecordBatch], Awaitable[None]]) -> None:
     """Register agent `name` on `topic`: it hands each `RecordBatch` to `process_batch`, in order."""
 
@@ -82,10 +98,7 @@ def batch_agent(topic: TopicT, name: str, process_batch: Callable[[RecordBatch],
             try:
                 await process_batch(records)
             except StoreUnrecoverable as exc:
-                # Faust would restart the agent and carry on with the next batch: the worker
-                # stops instead, with the reason, rather than answer from incomplete state.
-                log.critical("%s: %s; the worker stops", name, exc)
-                await app.crash(exc)
+                await stop_worker(name, exc)
                 raise
 
     app.agent(topic, name=name)(agent)
@@ -108,6 +121,8 @@ def node_agent(
 
 
 CHANGELOGS: list[TopicT] = []
+# Every stateful node, with the input topics whose partitions its stores follow.
+STATEFUL: list[tuple[NodeState, frozenset[str]]] = []
 
 
 def _changelog(name: str, inputs: Sequence[str]) -> KafkaChangelog:
@@ -155,6 +170,7 @@ def node_state(node: str, inputs: Sequence[str], copartitioned: bool = False) ->
         state.forget(revoked)
 
     app.on_partitions_revoked.connect(on_revoked)
+    STATEFUL.append((state, frozenset(inputs)))
     if settings.standby_replicas > 0:
         app.timer(STANDBY_INTERVAL_S, name=f"standby.{node}")(warm_standbys(state, inputs))
     return state
@@ -194,6 +210,47 @@ def warm_standbys(state: NodeState, inputs: Sequence[str]) -> Callable[[], Await
 def topic_configs() -> dict[str, Mapping[str, str]]:
     """Topic settings to create topics with, by name: the changelogs'."""
     return {topic.get_topic_name(): CHANGELOG_CONFIG for topic in CHANGELOGS}
+
+
+# How soon after an assignment a worker starts to catch its new partitions' stores up.
+RESTORE_INTERVAL_S = 0.5
+
+
+def assigned_stores(assignment: Iterable[TP]) -> Iterator[tuple[NodeState, TP]]:
+    """Each stateful node with each assigned partition that has a store of that node."""
+    ordered = sorted(assignment)
+    for state, inputs in STATEFUL:
+        for tp in ordered:
+            if tp.topic in inputs:
+                yield state, tp
+
+
+def stores_behind() -> dict[str, int]:
+    """Per node, how many of this worker's assigned partitions have a store not open and current."""
+    behind = {state.name: 0 for state, _ in STATEFUL}
+    for state, tp in assigned_stores(app.consumer.assignment()):
+        if state.opened(tp) is None:
+            behind[state.name] += 1
+    return behind
+
+
+async def restore_assigned_stores() -> None:
+    """Open every assigned partition's store, replaying the changelog records it lacks, when it is
+    assigned rather than at its first batch: a worker is ready (GET /readyz) with its state
+    current, and a partition no event has reached yet is readable (GET /state/users)."""
+    # A loop, not a timer: a worker's first pass creates every store (tens of milliseconds each),
+    # longer than the interval, and a timer would warn that it overlaps itself.
+    while True:
+        # While the assignment changes, wait for the new one.
+        if not app.rebalancing:
+            for state, tp in assigned_stores(app.consumer.assignment()):
+                if state.opened(tp) is None:
+                    async with state.lock(tp):
+                        await open_or_stop(state, tp, f"restore of {state.name}")
+        await asyncio.sleep(RESTORE_INTERVAL_S)
+
+
+app.task(restore_assigned_stores)
 
 
 def all_topic_names() -> list[str]:

@@ -1,22 +1,27 @@
-"""Operational views: readiness and Prometheus metrics."""
+"""Operational views: liveness, readiness and Prometheus metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any, cast
 
 from faust.web import Request, Response, View
 from prometheus_client import Gauge
+from redis.exceptions import RedisError
 
-from streams.app import app, redis_client
+from streams.app import app, redis_client, tolerating_redis_outages
+from streams.http.health import group_check, readiness, redis_check, stores_check
 from streams.ingest.codec import encode_json
 from streams.ranked.bandit_store import bucket_metrics
 from streams.ranked.served_outcomes import load_calibrator
 from streams.runtime.consumer_lag import partition_lags
 from streams.runtime.metrics import CONTENT_TYPE, REGISTRY, render
-from topologies.topics import sink_topics
+from topologies.topics import sink_topics, stores_behind
 
 AB_REPORT_INTERVAL_S = 60.0
+# A readiness probe waits for its answer; Redis answers a PING in well under a millisecond.
+REDIS_PING_TIMEOUT_S = 1.0
 
 
 def _gauge(name: str, help_text: str, labels: list[str]) -> Gauge:
@@ -56,14 +61,48 @@ CALIBRATION_LEARNT = _gauge(
 CLUSTER_WIDE = (*AB.values(), CALIBRATION_SLOPE, CALIBRATION_INTERCEPT, CALIBRATION_LEARNT)
 
 
-@app.page("/healthz")
-class Healthz(View):
+@app.page("/livez")
+class Livez(View):
+    """200 while the process serves HTTP: a worker that fails this is to be restarted."""
+
     async def get(self, request: Request) -> Response:
-        # TableManagerT does not declare `recovery`, though every TableManager has one.
-        recovery = cast(Any, app.tables).recovery
-        ready = recovery.completed.is_set() and not app.rebalancing
-        status = 200 if ready else 503
-        return self.json({"ready": ready}, status=status)
+        return self.json({"live": True})
+
+
+async def redis_error() -> str | None:
+    """Why Redis does not answer a PING, or None when it does."""
+    try:
+        await asyncio.wait_for(redis_client().ping(), REDIS_PING_TIMEOUT_S)
+    except TimeoutError:
+        return f"no answer within {REDIS_PING_TIMEOUT_S:g} s"
+    except RedisError as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
+@app.page("/readyz")
+class Readyz(View):
+    """200 once the worker has joined the group, caught its stores up and reaches Redis; else 503
+    naming the checks that fail (streams/http/health.py)."""
+
+    async def get(self, request: Request) -> Response:
+        # TableManagerT does not declare `recovery`, though every TableManager has one. Faust
+        # completes it once the worker's first assignment is in place (and only then starts
+        # this web server, so the consumer is running here).
+        joined = cast(Any, app.tables).recovery.completed.is_set()
+        status, body = readiness(
+            {
+                "group": group_check(joined, app.rebalancing, len(app.consumer.assignment())),
+                "stores": stores_check(stores_behind()),
+                "redis": redis_check(await redis_error()),
+            }
+        )
+        return self.json(body, status=status)
+
+
+@app.page("/healthz")
+class Healthz(Readyz):
+    """The first name of /readyz, kept for what already probes it."""
 
 
 @app.page("/metrics")
@@ -115,4 +154,6 @@ async def report_ab_metrics() -> None:
     await sink_topics["system_events"].send(key=b"mixer", value=encode_json(event))
 
 
-app.timer(AB_REPORT_INTERVAL_S, on_leader=True, name="ab_metrics")(report_ab_metrics)
+app.timer(AB_REPORT_INTERVAL_S, on_leader=True, name="ab_metrics")(
+    tolerating_redis_outages(report_ab_metrics)
+)

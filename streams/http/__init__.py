@@ -1,3 +1,3 @@
 """The HTTP API's rules apart from the server (pure status paths, parameters, paging), bearer
-tokens, and the static page the web view serves.
+tokens, readiness, and the static page the web view serves.
 """

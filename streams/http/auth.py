@@ -1,32 +1,71 @@
-"""Bearer tokens: `<user_id>.<issued_at>.<hmac>` signed with HOMEMIXER_SECRET.
+"""Bearer tokens: `<user_id>.<expires_at>.<signature>`, signed by itsdangerous with HOMEMIXER_SECRET.
 
-Stateless on purpose: any worker can check a token without asking another one.
+Stateless on purpose: any worker can check a token without asking another one. The user id stays
+readable (the page at `GET /` takes it from a pasted token); the signature covers it and the
+expiry (seconds since the epoch). Several secrets may verify at once, so that a secret can be
+rotated without logging everyone out: the first signs, every one verifies.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
+import re
 import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TypeAlias
+
+from itsdangerous import BadSignature, Signer
+
+from streams.settings import DEFAULT_TOKEN_TTL_S
+
+# A value signed with the same secret for another purpose is not a token.
+SALT = "homemixer.bearer"
+# User ids are positive: a token for 0 names no user.
+_CLAIMS = re.compile(rb"([1-9][0-9]*)\.([0-9]+)")
+
+Secrets: TypeAlias = str | Sequence[str]
+"""One secret, or the secrets in force, newest (the signing one) first."""
 
 
-def _signature(secret: str, user_id: int, issued_at: int) -> str:
-    mac = hmac.new(secret.encode(), f"{user_id}.{issued_at}".encode(), hashlib.sha256)
-    return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
+class InvalidToken(Exception):
+    """Why a token is refused, in words for the person calling."""
 
 
-def mint_token(secret: str, user_id: int, issued_at: int | None = None) -> str:
-    issued = int(time.time()) if issued_at is None else issued_at
-    return f"{user_id}.{issued}.{_signature(secret, user_id, issued)}"
+class ExpiredToken(InvalidToken):
+    pass
 
 
-def verify_token(secret: str, token: str) -> int | None:
-    """The user id the token was minted for, or None when it is malformed or forged."""
-    parts = token.split(".")
-    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
-        return None
-    user_id, issued = int(parts[0]), int(parts[1])
-    if not hmac.compare_digest(parts[2], _signature(secret, user_id, issued)):
-        return None
-    return user_id
+def _signer(secrets: Secrets) -> Signer:
+    keys = [secrets] if isinstance(secrets, str) else list(secrets)
+    if not keys:
+        raise ValueError("no secret to sign or verify tokens with")
+    # itsdangerous signs with the last key of its list and verifies with any of them.
+    return Signer(keys[::-1], salt=SALT, digest_method=hashlib.sha256)
+
+
+def mint_token(
+    secrets: Secrets, user_id: int, ttl_s: int = DEFAULT_TOKEN_TTL_S, now_s: float | None = None
+) -> str:
+    """A token for `user_id`, valid for `ttl_s` seconds from `now_s` (default: now)."""
+    if ttl_s <= 0:
+        raise ValueError(f"a token's time to live must be positive, got {ttl_s}")
+    expires_at = int(time.time() if now_s is None else now_s) + ttl_s
+    return _signer(secrets).sign(f"{user_id}.{expires_at}").decode()
+
+
+def verify_token(secrets: Secrets, token: str, now_s: float) -> int:
+    """The user id the token was minted for; InvalidToken when it is malformed, forged or signed
+    with a secret no longer listed, ExpiredToken when its time is up."""
+    try:
+        claims = _signer(secrets).unsign(token)
+    except BadSignature:
+        raise InvalidToken("invalid or forged token") from None
+    match = _CLAIMS.fullmatch(claims)
+    if match is None:
+        raise InvalidToken("invalid or forged token")
+    expires_at = int(match[2])
+    if now_s >= expires_at:
+        when = datetime.fromtimestamp(expires_at, UTC).isoformat(timespec="seconds")
+        raise ExpiredToken(f"the token expired at {when}")
+    return int(match[1])

@@ -18,7 +18,7 @@ from typing import Literal, TypeAlias
 
 import orjson
 
-from streams.http.auth import verify_token
+from streams.http.auth import InvalidToken, Secrets, verify_token
 from streams.ingest.parser import MAX_TEXT_CHARS
 
 # User and tweet ids are positive and travel as Avro `long`: anything larger cannot be an id.
@@ -68,8 +68,11 @@ def _unauthorized(problem: str) -> HttpError:
     return HttpError(401, f"{problem}: {HOW_TO_AUTHENTICATE}", (("WWW-Authenticate", WWW_AUTHENTICATE),))
 
 
-def authorize(authorization_header: str | None, path_user_id: int | None, secret: str) -> AuthResult:
-    """Who is calling, checked against the user the path names (None: any authenticated user).
+def authorize(
+    authorization_header: str | None, path_user_id: int | None, secrets: Secrets, now_s: float
+) -> AuthResult:
+    """Who is calling, checked against the user the path names (None: any authenticated user),
+    with a token unexpired at `now_s`.
 
     Authentication comes before everything else, so an unauthenticated caller learns nothing about
     a user's data, not even whether a parameter was valid. The scheme name is case-insensitive
@@ -81,9 +84,10 @@ def authorize(authorization_header: str | None, path_user_id: int | None, secret
     token = token.strip()
     if scheme.lower() != "bearer" or not token or " " in token:
         return _unauthorized("malformed Authorization header")
-    user_id = verify_token(secret, token)
-    if user_id is None or user_id <= 0:
-        return _unauthorized("invalid or forged token")
+    try:
+        user_id = verify_token(secrets, token, now_s)
+    except InvalidToken as exc:
+        return _unauthorized(str(exc))
     if path_user_id is not None and path_user_id != user_id:
         return HttpError(403, f"this token is for user {user_id}; it cannot read user {path_user_id}'s data")
     return user_id
@@ -157,14 +161,18 @@ def parse_timeline_query(path_user_id: str, query: Mapping[str, str]) -> Timelin
 
 
 def check_timeline_request(
-    authorization_header: str | None, path_user_id: str, query: Mapping[str, str], secret: str
+    authorization_header: str | None,
+    path_user_id: str,
+    query: Mapping[str, str],
+    secrets: Secrets,
+    now_s: float,
 ) -> TimelineQuery | HttpError:
     """`authorize` then `parse_timeline_query`, in the order the statuses must come: 401, 403, 400.
 
     A path id that is not an id cannot belong to the caller, but an authenticated caller is told
     it is a bad parameter (400), not that it is someone else's (403).
     """
-    auth = authorize(authorization_header, parse_id(path_user_id), secret)
+    auth = authorize(authorization_header, parse_id(path_user_id), secrets, now_s)
     if isinstance(auth, HttpError):
         return auth
     return parse_timeline_query(path_user_id, query)

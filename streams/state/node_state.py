@@ -177,8 +177,14 @@ class NodeState:
         so that taking one over replays only the last few records."""
         for tp in tps:
             name = self._store_name(tp)
+            if name in self._stale:
+                # Owned here until a rebalance: from now on a standby, reopened so that nothing a
+                # batch left unfinished in the store carries over.
+                async with self.lock(tp):
+                    if name in self._stale:
+                        self._close(name)
             if name in self._stores or name in self._opening:
-                continue  # owned here (the agent keeps it current), being opened, or just revoked
+                continue  # owned here (the agent keeps it current), or being opened
             store = self._standby.get(name)
             if store is None:
                 store = self._standby[name] = PartitionStore(self._root / name)
@@ -261,8 +267,9 @@ class NodeState:
 
     def forget(self, tps: Iterable[TP]) -> None:
         """Mark the stores of revoked partitions stale: another worker may change them before we
-        get them back, so `open` reopens them and catches up from the changelog. (Closing waits
-        for that `open`, which runs in the agent, never under a batch still using the store.)"""
+        get them back, so `open` reopens them and catches up from the changelog. (A stale store
+        is closed under its partition's lock, by `open` or `warm`, never under a batch still
+        using it.)"""
         self._stale.update(self._store_name(tp) for tp in tps)
 
     def _close(self, name: str) -> None:

@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from streams.dev.embedded import free_port
-from streams.http.auth import verify_token
+from streams.http.auth import ExpiredToken, InvalidToken, verify_token
 
 # The promise: `homemixer up --demo` is ready within 15 s.
 UP_READY_S = 15.0
@@ -24,16 +24,44 @@ def homemixer(*args: str) -> list[str]:
     return [sys.executable, "-m", "streams.cli", *args]
 
 
+def mint(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    command = homemixer("token", *args)
+    return subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True)
+
+
 def test_token_is_signed_with_the_configured_secret() -> None:
-    env = {**os.environ, "HOMEMIXER_SECRET": "abc"}
-    out = subprocess.run(homemixer("token", "42"), env=env, capture_output=True, text=True, check=True)
-    assert verify_token("abc", out.stdout.strip()) == 42
-    bad = subprocess.run(homemixer("token", "0"), env=env, capture_output=True, text=True)
+    out = mint("42", HOMEMIXER_SECRET="abc")
+    assert out.returncode == 0, out.stderr
+    assert verify_token("abc", out.stdout.strip(), time.time()) == 42
+    bad = mint("0", HOMEMIXER_SECRET="abc")
     assert bad.returncode != 0 and "0" in bad.stderr
 
 
-def test_a_worker_serving_beyond_loopback_refuses_the_public_default_secret() -> None:
+def test_token_ttl_from_the_option_else_the_setting() -> None:
+    now = time.time()
+    short = mint("42", "--ttl", "60", HOMEMIXER_SECRET="abc").stdout.strip()
+    assert verify_token("abc", short, now) == 42
+    with pytest.raises(ExpiredToken):
+        verify_token("abc", short, now + 61)
+    configured = mint("42", HOMEMIXER_SECRET="abc", HOMEMIXER_TOKEN_TTL_S="600").stdout.strip()
+    assert verify_token("abc", configured, now + 500) == 42
+    with pytest.raises(ExpiredToken):
+        verify_token("abc", configured, now + 601)
+    assert mint("42", "--ttl", "0").returncode != 0
+
+
+def test_token_is_signed_with_the_first_of_several_secrets() -> None:
+    rotated = mint("42", HOMEMIXER_SECRET="new,old").stdout.strip()
+    assert verify_token("new", rotated, time.time()) == 42
+    with pytest.raises(InvalidToken):
+        verify_token("old", rotated, time.time())
+
+
+@pytest.mark.parametrize("secrets", [None, "s3cret,dev-secret-change-me"], ids=["default", "listed"])
+def test_a_worker_serving_beyond_loopback_refuses_the_public_default_secret(secrets: str | None) -> None:
     env = {k: v for k, v in os.environ.items() if k != "HOMEMIXER_SECRET"} | {"WEB_BIND": "0.0.0.0"}
+    if secrets is not None:
+        env["HOMEMIXER_SECRET"] = secrets
     refused = subprocess.run(homemixer("worker"), env=env, capture_output=True, text=True, timeout=60)
     assert refused.returncode != 0
     assert "HOMEMIXER_SECRET" in refused.stderr and "anyone could mint tokens" in refused.stderr
@@ -94,7 +122,7 @@ def test_up_demo_starts_serves_health_and_stops_everything(tmp_path: Path) -> No
         assert lines[1].startswith("redis: redis://127.0.0.1:")
         assert lines[2] == f"web: http://127.0.0.1:{web_port}/"
         assert ready_after < UP_READY_S, f"ready after {ready_after:.1f} s"
-        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/healthz") as response:
+        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/readyz") as response:
             assert response.status == 200
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 3, "broker, redis and the worker"

@@ -153,9 +153,17 @@ def test_push_pull_follow_unfollow_block_delete_and_redis_loss(
 
 
 def test_status_codes_and_posting(empty_broker: str, cluster: Cluster) -> None:
-    worker = cluster.start_worker(HOMEMIXER_READ_RATE="5")
+    # Mid-rotation: tokens of the secret being rotated out still verify.
+    worker = cluster.start_worker(HOMEMIXER_READ_RATE="5", HOMEMIXER_SECRET=f"{SECRET},old-secret")
     assert worker.get("/timelines/1")[0] == 401
     assert worker.get("/timelines/1", {"Authorization": "Bearer forged.1.x"})[0] == 401
+    forged = mint_token("not-the-secret", 1)
+    assert worker.get("/timelines/1", {"Authorization": f"Bearer {forged}"})[0] == 401
+    expired = mint_token(SECRET, 1, ttl_s=60, now_s=time.time() - 61)
+    status, body = worker.get("/timelines/1", {"Authorization": f"Bearer {expired}"})
+    assert status == 401 and "expired" in json.loads(body)["error"]
+    rotated = mint_token("old-secret", 2)
+    assert worker.get("/timelines/2", {"Authorization": f"Bearer {rotated}"})[0] == 200
     token = mint_token(SECRET, 1)
     assert worker.get("/timelines/2", {"Authorization": f"Bearer {token}"})[0] == 403
     assert worker.get("/timelines/1?limit=0", {"Authorization": f"Bearer {token}"})[0] == 400

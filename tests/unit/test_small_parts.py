@@ -1,7 +1,6 @@
 import pytest
 
 from streams.dev.demo import Workload
-from streams.http.auth import mint_token, verify_token
 from streams.ingest.codec import EventDecoder
 from streams.ingest.parser import ParserLimits, SourceEvent, parse
 from streams.snowflake import SnowflakeGenerator, snowflake_at, snowflake_ms
@@ -17,15 +16,6 @@ def test_snowflake_ids_increase_and_encode_their_time() -> None:
     assert snowflake_at(1288834974657) == 0
     with pytest.raises(ValueError):
         SnowflakeGenerator(worker=1024)
-
-
-def test_tokens_verify_only_with_the_same_secret_and_user() -> None:
-    token = mint_token("s3cret", 42)
-    assert verify_token("s3cret", token) == 42
-    assert verify_token("other", token) is None
-    forged = "43" + token[2:]
-    assert verify_token("s3cret", forged) is None
-    assert verify_token("s3cret", "garbage") is None
 
 
 def test_demo_workload_is_valid_for_the_parser_and_deterministic() -> None:

@@ -30,10 +30,11 @@ from streams.http.rules import (
 )
 
 SECRET = "test-secret"
+NOW = 1_763_769_600.0
 
 
 def bearer(user_id: int, secret: str = SECRET) -> str:
-    return f"Bearer {mint_token(secret, user_id)}"
+    return f"Bearer {mint_token(secret, user_id, now_s=NOW)}"
 
 
 def error_of(result: object) -> HttpError:
@@ -46,9 +47,10 @@ def error_of(result: object) -> HttpError:
 
 
 def test_a_valid_token_for_the_path_user_authenticates() -> None:
-    assert authorize(bearer(42), 42, SECRET) == 42
-    assert authorize(bearer(42), None, SECRET) == 42, "no path user: any authenticated caller"
-    assert authorize(f"bearer  {mint_token(SECRET, 42)} ", 42, SECRET) == 42, "scheme is case-insensitive"
+    assert authorize(bearer(42), 42, SECRET, NOW) == 42
+    assert authorize(bearer(42), None, SECRET, NOW) == 42, "no path user: any authenticated caller"
+    spaced = f"bearer  {mint_token(SECRET, 42, now_s=NOW)} "
+    assert authorize(spaced, 42, SECRET, NOW) == 42, "scheme is case-insensitive"
 
 
 @pytest.mark.parametrize(
@@ -57,7 +59,7 @@ def test_a_valid_token_for_the_path_user_authenticates() -> None:
     ids=["absent", "empty", "blank"],
 )
 def test_missing_header_is_401_with_instructions(header: str | None) -> None:
-    err = error_of(authorize(header, 42, SECRET))
+    err = error_of(authorize(header, 42, SECRET, NOW))
     assert err.status == 401
     assert "missing" in err.message
     assert "Authorization: Bearer <token>" in err.message
@@ -68,17 +70,17 @@ def test_missing_header_is_401_with_instructions(header: str | None) -> None:
 @pytest.mark.parametrize(
     "header",
     [
-        mint_token(SECRET, 42),  # no scheme
-        f"Basic {mint_token(SECRET, 42)}",
+        mint_token(SECRET, 42, now_s=NOW),  # no scheme
+        f"Basic {mint_token(SECRET, 42, now_s=NOW)}",
         "Bearer",
         "Bearer ",
-        f"Bearer {mint_token(SECRET, 42)} extra",
-        f"Token {mint_token(SECRET, 42)}",
+        f"Bearer {mint_token(SECRET, 42, now_s=NOW)} extra",
+        f"Token {mint_token(SECRET, 42, now_s=NOW)}",
     ],
     ids=["no-scheme", "basic", "scheme-only", "scheme-space", "two-tokens", "other-scheme"],
 )
 def test_malformed_header_is_401(header: str) -> None:
-    err = error_of(authorize(header, 42, SECRET))
+    err = error_of(authorize(header, 42, SECRET, NOW))
     assert err.status == 401
     assert "malformed" in err.message
     assert "homemixer token USER_ID" in err.message
@@ -88,27 +90,42 @@ def test_malformed_header_is_401(header: str) -> None:
     "header",
     [
         bearer(42, secret="another-secret"),
-        "Bearer 43" + mint_token(SECRET, 42)[2:],  # user id swapped, signature kept
+        "Bearer 43" + mint_token(SECRET, 42, now_s=NOW)[2:],  # user id swapped, signature kept
         "Bearer garbage",
         "Bearer 42.1.",
-        f"Bearer {mint_token(SECRET, 0)}",  # signed, but 0 is not a user id
+        f"Bearer {mint_token(SECRET, 0, now_s=NOW)}",  # signed, but 0 is not a user id
     ],
     ids=["other-secret", "swapped-user", "garbage", "empty-signature", "user-zero"],
 )
 def test_bad_or_forged_token_is_401(header: str) -> None:
-    err = error_of(authorize(header, 42, SECRET))
+    err = error_of(authorize(header, 42, SECRET, NOW))
     assert err.status == 401
     assert "Authorization: Bearer <token>" in err.message
 
 
+def test_an_expired_token_is_401_saying_it_expired() -> None:
+    header = f"Bearer {mint_token(SECRET, 42, ttl_s=60, now_s=NOW)}"
+    assert authorize(header, 42, SECRET, NOW + 59) == 42
+    err = error_of(authorize(header, 42, SECRET, NOW + 60))
+    assert err.status == 401
+    assert "expired" in err.message and "homemixer token USER_ID" in err.message
+    assert ("WWW-Authenticate", 'Bearer realm="homemixer"') in err.headers
+
+
+def test_a_token_of_a_rotated_out_secret_is_401_once_it_is_dropped() -> None:
+    header = bearer(42, secret="old")
+    assert authorize(header, 42, ("new", "old"), NOW) == 42
+    assert error_of(authorize(header, 42, ("new",), NOW)).status == 401
+
+
 def test_a_valid_token_of_another_user_is_403() -> None:
-    err = error_of(authorize(bearer(42), 43, SECRET))
+    err = error_of(authorize(bearer(42), 43, SECRET, NOW))
     assert err.status == 403
     assert "42" in err.message and "43" in err.message
 
 
 def test_a_forged_token_is_401_even_for_another_users_path() -> None:
-    assert error_of(authorize(bearer(43, secret="x"), 42, SECRET)).status == 401
+    assert error_of(authorize(bearer(43, secret="x"), 42, SECRET, NOW)).status == 401
 
 
 def test_error_body_has_message_and_status() -> None:
@@ -189,11 +206,11 @@ def test_a_repeated_parameter_is_400() -> None:
 
 
 def test_check_timeline_request_orders_401_then_403_then_400() -> None:
-    assert error_of(check_timeline_request(None, "43", {"limit": "0"}, SECRET)).status == 401
-    assert error_of(check_timeline_request(bearer(42), "43", {"limit": "0"}, SECRET)).status == 403
-    assert error_of(check_timeline_request(bearer(42), "42", {"limit": "0"}, SECRET)).status == 400
-    assert error_of(check_timeline_request(bearer(42), "abc", {}, SECRET)).status == 400
-    assert check_timeline_request(bearer(42), "42", {"mode": "ranked"}, SECRET) == TimelineQuery(
+    assert error_of(check_timeline_request(None, "43", {"limit": "0"}, SECRET, NOW)).status == 401
+    assert error_of(check_timeline_request(bearer(42), "43", {"limit": "0"}, SECRET, NOW)).status == 403
+    assert error_of(check_timeline_request(bearer(42), "42", {"limit": "0"}, SECRET, NOW)).status == 400
+    assert error_of(check_timeline_request(bearer(42), "abc", {}, SECRET, NOW)).status == 400
+    assert check_timeline_request(bearer(42), "42", {"mode": "ranked"}, SECRET, NOW) == TimelineQuery(
         42, mode="ranked"
     )
 
