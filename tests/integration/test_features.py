@@ -111,8 +111,30 @@ def read_until_matches(cluster: Cluster, reference: dict[str, Any], timeout: flo
             for t in TYPES
         )
 
-    values = cluster.read("real_time_features", done, timeout=timeout)
+    read: list[list[dict[str, Any]]] = []
+    try:
+        values = cluster.read(
+            "real_time_features", lambda v: read.append(v) is None and done(v), timeout=timeout
+        )
+    except AssertionError as exc:
+        raise AssertionError(
+            f"{exc}; differences: {differences(latest_vectors(read[-1]), reference)}"
+        ) from None
     assert_matches(latest_vectors(values), reference)
+
+
+def differences(latest: dict[str, dict[str, Any]], reference: dict[str, Any], most: int = 8) -> list[str]:
+    """What keeps a read from matching: the first few entities whose vector differs, and how."""
+    found = []
+    for key, (at, features) in reference.items():
+        got = latest.get(key)
+        if got is None:
+            found.append(f"{key}: no vector")
+            continue
+        wrong = {n: (got["features"].get(n), v) for n, v in features.items() if got["features"].get(n) != v}
+        if got["ts"] != at or any(n.endswith(".total") or n == "velocity.5m" for n in wrong):
+            found.append(f"{key}: ts {got['ts']} (want {at}), (got, want) {dict(list(wrong.items())[:4])}")
+    return found[:most]
 
 
 def test_decayed_features_follow_the_contract_formula(empty_broker: str, cluster: Cluster) -> None:
