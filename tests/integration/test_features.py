@@ -200,7 +200,7 @@ def test_totals_stay_exact_while_workers_die_join_and_return_under_load(
     time.sleep(3)
     cluster.start_worker("w1")  # the first returns, with the disk it had
     streaming.join()
-    read_until_matches(cluster, reference_features(events), timeout=240)
+    read_until_matches(cluster, reference_features(events), timeout=150)
 
 
 @pytest.mark.slow
