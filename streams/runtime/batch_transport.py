@@ -261,10 +261,21 @@ class BatchConsumer(aiokafka_driver.Consumer):
         return offset
 
     async def perform_seek(self) -> None:
-        # Everything from the committed offsets on comes again, as new batches.
+        # Everything from the committed offsets on comes again, as new batches. Held-back records
+        # are handed back first: Faust seeks only partitions with a committed offset above 0, and
+        # the others would otherwise go on from past what was held back.
         self._batch_spans.clear()
-        self._pool.clear()
+        await self._return_pool()
         await super().perform_seek()
+
+    async def _return_pool(self) -> None:
+        """Move each assigned partition with held-back records back to the first of them, so that
+        they are fetched again rather than dropped."""
+        pooled, self._pool = dict(self._pool), {}
+        assigned = self.assignment()
+        for tp, records in pooled.items():
+            if tp in assigned:
+                await self._seek(tp, records[0].offset)
 
     async def seek(self, partition: TP, offset: int) -> None:
         self._batch_spans.pop(partition, None)
@@ -407,7 +418,8 @@ class BatchConsumer(aiokafka_driver.Consumer):
                     # is paid once for them. An idle agent gets records as soon as they are fetched.
                     for tp, records in self._pool_ready(sizes):
                         if not self.flow_active or self.app.consumer_generation_id != generation_id:
-                            pool.clear()  # fetched again after the rebalance's seek
+                            pool[tp] = [*records, *pool.get(tp, [])]  # the rest of this chunk too
+                            await self._return_pool()
                             break
                         batch_message = self._batch_message(tp, records)
                         if batch_message is not None:

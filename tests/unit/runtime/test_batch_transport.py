@@ -168,6 +168,25 @@ def test_held_back_records_go_out_in_chunks_once_the_agent_has_taken_its_queued_
     with_consumer(check)
 
 
+def test_held_back_records_are_handed_back_to_the_fetcher_not_dropped() -> None:
+    async def check(app: faust.App, consumer: BatchConsumer) -> None:
+        seeks: list[tuple[TP, int]] = []
+
+        async def record_seek(partition: TP, offset: int) -> None:
+            seeks.append((partition, offset))
+
+        consumer._seek = record_seek  # type: ignore[method-assign]
+        consumer.assignment = lambda: {TP0}  # type: ignore[method-assign]
+        consumer._pool.update({TP0: list(recs(5, 6)), TP(TOPIC, 1): list(recs(9))})
+        # A rebalance: Faust seeks only partitions with a committed offset above 0, so a partition
+        # without one would go on from offset 7 and 5 and 6 would never come.
+        await consumer._return_pool()
+        assert seeks == [(TP0, 5)]  # partition 1 is not ours any more: its new owner reads it
+        assert not consumer._pool
+
+    with_consumer(check)
+
+
 def test_a_seek_forgets_held_back_records_which_are_fetched_again() -> None:
     async def check(app: faust.App, consumer: BatchConsumer) -> None:
         async def no_client_seek(partition: TP, offset: int) -> None:
