@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 
 from streams.app import redis_client, settings
 from streams.mixer.adaptation import Adaptation
-from streams.mixer.components import Candidate, Query, SourceItem, ViewerContext
+from streams.mixer.components import Candidate, Query, ScoreResult, SourceItem, ViewerContext
 from streams.mixer.engagement_model import ScoringModel
 from streams.mixer.score_updates import UserScore, ViewerChange, candidates_to_rescore, viewer_changes
 from streams.mixer.scorers import EngagementScorer
@@ -92,8 +92,10 @@ async def rescore(redis: Redis, changes: dict[int, ViewerChange]) -> list[UserSc
         pipe = redis.pipeline(transaction=False)
         for plan in plans:
             plan.hydrator.queue(pipe, plan.query, plan.items)
-        for plan, reply in zip(plans, await execute(pipe), strict=True):
-            scores.extend(plan.score(scorer, reply))
+        candidates = [plan.candidates(reply) for plan, reply in zip(plans, await execute(pipe), strict=True)]
+        results = scorer.score_many([(plan.query, c) for plan, c in zip(plans, candidates, strict=True)])
+        for plan, plan_candidates, plan_results in zip(plans, candidates, results, strict=True):
+            scores.extend(plan.user_scores(plan_candidates, plan_results))
     return scores
 
 
@@ -108,14 +110,16 @@ class ViewerPlan:
     items: list[SourceItem]
     ts: int
 
-    def score(self, scorer: EngagementScorer, reply: list[Any]) -> list[UserScore]:
+    def candidates(self, reply: list[Any]) -> list[Candidate]:
         features = self.hydrator.decode(reply, self.query, self.viewer, self.items)
         # The source only labels a page item; the scorer reads the features.
-        candidates = [Candidate(f.tweet_id, f.author_id, "push", f) for f in features if not f.deleted]
+        return [Candidate(f.tweet_id, f.author_id, "push", f) for f in features if not f.deleted]
+
+    def user_scores(self, candidates: list[Candidate], results: list[ScoreResult]) -> list[UserScore]:
         user, bucket = self.query.user_id, self.query.bucket
         return [
             UserScore(user, self.ts, c.tweet_id, c.author_id, r.score, r.predictions, bucket)
-            for c, r in zip(candidates, scorer.score(self.query, candidates), strict=True)
+            for c, r in zip(candidates, results, strict=True)
         ]
 
 

@@ -44,19 +44,34 @@ class EngagementScorer(Scorer):
         self.model = model
 
     def score(self, query: Query, candidates: Sequence[Candidate]) -> list[ScoreResult]:
-        if not candidates:
-            return []
+        return self.score_many([(query, candidates)])[0]
+
+    def score_many(self, requests: Sequence[tuple[Query, Sequence[Candidate]]]) -> list[list[ScoreResult]]:
+        """`score` for several requests at once: the predictions of all their candidates in one
+        pass of array arithmetic (the score calculator re-scores a batch's viewers, ~20
+        candidates each, where one pass per viewer would be mostly numpy's fixed cost), then
+        each request's weighted sum with its own weights."""
+        features = [c.features for _, candidates in requests for c in candidates]
+        if not features:
+            return [[] for _ in requests]
         kinds = list(self.model.priors)
         columns = {kind: i for i, kind in enumerate(kinds)}
-        features = [c.features for c in candidates]
         raw = raw_predictions_matrix(features, self.model)
         p = calibrated(raw, [f.in_network for f in features], self.model)
         lifts = np.array([f.feedback_lift for f in features])
-        scores = weighted_scores(p, kinds, query.weights, lifts)
-        return [
-            ScoreResult(s, PredictionRow(columns, p, i), PredictionRow(columns, raw, i))
-            for i, s in enumerate(scores.tolist())
-        ]
+        results: list[list[ScoreResult]] = []
+        start = 0
+        for query, candidates in requests:
+            end = start + len(candidates)
+            scores = weighted_scores(p[start:end], kinds, query.weights, lifts[start:end])
+            results.append(
+                [
+                    ScoreResult(s, PredictionRow(columns, p, row), PredictionRow(columns, raw, row))
+                    for row, s in enumerate(scores.tolist(), start)
+                ]
+            )
+            start = end
+        return results
 
     def reason(self, query: Query, candidate: Candidate) -> str:
         reason = prediction_reason(candidate.predictions, query.weights)

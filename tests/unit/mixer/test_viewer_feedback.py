@@ -119,3 +119,21 @@ def test_the_lift_weighs_the_positive_terms_of_the_score_and_leaves_the_predicti
     # a lift that shows as x1.00 is not shown
     candidates[2].features = candidates[2].features._replace(feedback_lift=0.997)
     assert "your engagement" not in scorer.reason(query, candidates[2])
+
+
+def test_scoring_many_requests_at_once_gives_each_the_scores_of_its_own_request() -> None:
+    scorer = EngagementScorer(ScoringModel(calibration={"in_network": {"like": Platt(1.2, 0.8)}}))
+    heavy_likes = {**TWITTER_WEIGHTS, "like": 5.0}
+    requests = [
+        (Query(1, 10, None, 0, "adaptive", "twitter", TWITTER_WEIGHTS), [features(1, 1.0), features(2, 2.5)]),
+        (Query(2, 10, None, 0, "adaptive", "likes", heavy_likes), []),
+        (Query(3, 10, None, 0, "adaptive", "likes", heavy_likes), [features(3, 0.4)]),
+    ]
+    batches = [(q, [Candidate(f.tweet_id, 7, "push", f) for f in fs]) for q, fs in requests]
+    together = scorer.score_many(batches)
+    alone = [scorer.score(q, cs) for q, cs in batches]
+    assert [len(rs) for rs in together] == [len(rs) for rs in alone] == [2, 0, 1]
+    flat = [r.score for rs in together for r in rs]
+    assert flat == pytest.approx([r.score for rs in alone for r in rs])
+    assert dict(together[2][0].predictions) == pytest.approx(dict(alone[2][0].predictions))
+    assert together[0][1].score != pytest.approx(together[2][0].score)
