@@ -8,7 +8,13 @@ import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import (
+    CoordinatorLoadInProgressError,
+    GroupCoordinatorNotAvailableError,
+    NotCoordinatorError,
+)
+from confluent_kafka import Consumer, KafkaException
 from confluent_kafka import TopicPartition as ConfluentTopicPartition
 from confluent_kafka.admin import AdminClient
 from faust.types import TopicT
@@ -22,6 +28,9 @@ REPLAY_BATCH = 500
 # when a fetch past the reported end comes back empty, not when it reaches that end.
 TAIL_WAIT_MS = 100
 ADMIN_TIMEOUT_S = 15.0
+# Looking up a snapshot index while the broker's group coordinator is not ready yet.
+INDEX_ATTEMPTS = 30
+INDEX_RETRY_S = 0.5
 
 
 class StoreUnrecoverable(RuntimeError):
@@ -54,6 +63,7 @@ class KafkaChangelog:
         self._reader_lock = asyncio.Lock()
         self._trimmable: bool | None = None
         self._admin: AdminClient | None = None
+        self._index_reader: AIOKafkaAdminClient | None = None
 
     def _tp(self, partition: int) -> tuple[str, int]:
         return self.topic.get_topic_name(), partition % self._partitions
@@ -109,6 +119,9 @@ class KafkaChangelog:
         if self._reader is not None:
             await self._reader.stop()
             self._reader = None
+        if self._index_reader is not None:
+            await self._index_reader.close()
+            self._index_reader = None
 
     def _index_group(self, store: str) -> str:
         return f"{self.topic.get_topic_name()}.snapshot.{store}"
@@ -121,28 +134,45 @@ class KafkaChangelog:
     async def snapshot_start(self, partition: int, store: str) -> int | None:
         """Where `store`'s latest complete snapshot starts in its changelog partition, if it has one."""
         name, changelog_partition = self._tp(partition)
-        request = ConsumerGroupTopicPartitions(
-            self._index_group(store), [ConfluentTopicPartition(name, changelog_partition)]
-        )
-
-        def committed() -> int | None:
-            (future,) = self._admin_client().list_consumer_group_offsets([request]).values()
-            (tp,) = future.result(timeout=ADMIN_TIMEOUT_S).topic_partitions
-            offset: int = tp.offset
-            return offset if offset >= 0 else None
-
-        return await asyncio.to_thread(committed)
+        tp = TopicPartition(name, changelog_partition)
+        async with self._reader_lock:
+            if self._index_reader is None:
+                # aiokafka's admin client, not librdkafka's: librdkafka 2.12's ListConsumerGroupOffsets
+                # crashed the process (SIGSEGV in rd_kafka_cgrp_op) on Apache Kafka here.
+                self._index_reader = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+                await self._index_reader.start()
+            for attempt in range(INDEX_ATTEMPTS):
+                try:
+                    offsets = await self._index_reader.list_consumer_group_offsets(
+                        self._index_group(store), partitions=[tp]
+                    )
+                    break
+                except (
+                    GroupCoordinatorNotAvailableError,
+                    CoordinatorLoadInProgressError,
+                    NotCoordinatorError,
+                ):
+                    # A broker whose offsets topic does not exist yet answers so until it has
+                    # created it: retriable, as every Kafka client treats it.
+                    if attempt == INDEX_ATTEMPTS - 1:
+                        raise
+                    await asyncio.sleep(INDEX_RETRY_S)
+        committed = offsets.get(tp)
+        return committed.offset if committed is not None and committed.offset >= 0 else None
 
     async def record_snapshot(self, partition: int, store: str, start: int) -> None:
         """Point `store`'s snapshot index at the snapshot whose first part is at `start`."""
         name, changelog_partition = self._tp(partition)
-        request = ConsumerGroupTopicPartitions(
-            self._index_group(store), [ConfluentTopicPartition(name, changelog_partition, start)]
-        )
 
         def commit() -> None:
-            (future,) = self._admin_client().alter_consumer_group_offsets([request]).values()
-            future.result(timeout=ADMIN_TIMEOUT_S)
+            # A client of the index group's own, for one commit: snapshots are rare.
+            consumer = Consumer({"bootstrap.servers": self._bootstrap, "group.id": self._index_group(store)})
+            try:
+                consumer.commit(
+                    offsets=[ConfluentTopicPartition(name, changelog_partition, start)], asynchronous=False
+                )
+            finally:
+                consumer.close()
 
         await asyncio.to_thread(commit)
 
