@@ -81,7 +81,9 @@ class Timelines(View):
         now_ms = int(time.time() * 1000)
         try:
             if query.mode == "ranked":
-                body = await ranked_reader().ranked(query.user_id, query.limit, query.max_id, now_ms)
+                body = await ranked_reader().ranked(
+                    query.user_id, query.limit, query.max_id, now_ms, query.record
+                )
             else:
                 body = (await reader().latest(query.user_id, query.limit, query.max_id, now_ms)).to_json()
         except NotReady as exc:

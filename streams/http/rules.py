@@ -37,7 +37,7 @@ HOW_TO_AUTHENTICATE = "send `Authorization: Bearer <token>`; get a token with `h
 
 Mode = Literal["latest", "ranked"]
 MODES: tuple[Mode, ...] = ("latest", "ranked")
-TIMELINE_PARAMETERS = ("limit", "max_id", "mode")
+TIMELINE_PARAMETERS = ("limit", "max_id", "mode", "record")
 # Plain ASCII digits only: int() would also take "+5", " 5", "5_000" and Arabic-Indic digits.
 _DIGITS = re.compile(r"[0-9]+")
 
@@ -103,6 +103,10 @@ class TimelineQuery:
     limit: int = DEFAULT_LIMIT
     max_id: int | None = None
     mode: Mode = "latest"
+    # A ranked read a person asked for is recorded as served (the "previously served" filter, the
+    # bandit's arm counts, the calibration); a page's background refresh sends `record=0`, so an
+    # open tab nobody looks at does not count as serving anything.
+    record: bool = True
 
 
 def parse_id(raw: str) -> int | None:
@@ -157,7 +161,11 @@ def parse_timeline_query(path_user_id: str, query: Mapping[str, str]) -> Timelin
         else:
             return HttpError(400, f"mode must be one of {', '.join(MODES)}, got {raw_mode!r}")
 
-    return TimelineQuery(user_id=user_id, limit=limit, max_id=max_id, mode=mode)
+    raw_record = query.get("record", "")
+    if raw_record not in ("", "0", "1"):
+        return HttpError(400, f"record must be 0 or 1, got {raw_record!r}")
+
+    return TimelineQuery(user_id=user_id, limit=limit, max_id=max_id, mode=mode, record=raw_record != "0")
 
 
 def check_timeline_request(
