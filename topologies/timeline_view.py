@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from importlib import resources
 from typing import Any, cast
 
@@ -150,15 +151,30 @@ class Tweets(View):
         return self.json({"tweet_id": tweet_id, "tweet_id_str": str(tweet_id)}, status=201)
 
 
-async def authorized_action(view: View, request: Request) -> tuple[int, bytes] | Response:
-    """The caller and the body of a button's request, or the 401 or 429 to answer, as for posts."""
+async def authorized_action(
+    view: View, request: Request, parse: Callable[[bytes, int], Action | HttpError]
+) -> tuple[int, Action] | Response:
+    """The caller and the button's action, or the 401, 429 or 400 to answer, as for posts."""
     user = authorize(request.headers.get("Authorization"), None, settings.secrets, time.time())
     if isinstance(user, HttpError):
         return refuse(view, user)
     wait = action_limiter.allow(user, time.monotonic())
     if wait is not None:
         return refuse(view, too_many_requests(wait, "actions"))
-    return user, await request.read()
+    action = parse(await request.read(), user)
+    if isinstance(action, HttpError):
+        return refuse(view, action)
+    return user, action
+
+
+async def publish_action(view: View, topic: str, user: int, event: dict[str, Any]) -> Response:
+    await source_topics[topic].send(key=str(user).encode(), value=encode_json(event))
+    return view.json({"event_id": event["event_id"]}, status=202)
+
+
+def action_event_id(now_ms: int) -> str:
+    # Snowflake ids are unique across workers, so a button's event is never taken for a replay.
+    return f"web-{tweet_ids.next_id(now_ms)}"
 
 
 @app.page("/engagements")
@@ -166,24 +182,18 @@ class Engagements(View):
     """Like, retweet, not interested (and their undoing) on a tweet, into `engagement_events`."""
 
     async def post(self, request: Request) -> Response:
-        caller = await authorized_action(self, request)
+        caller = await authorized_action(self, request, lambda body, _: parse_engagement(body))
         if not isinstance(caller, tuple):
             return caller
-        user, body = caller
-        action = parse_engagement(body)
-        if isinstance(action, HttpError):
-            return refuse(self, action)
+        user, action = caller
         # The author comes from the tweet store, not the caller, so nobody can credit an
         # engagement to an author who did not write the tweet.
         tweet = (await ServingReads(redis_client()).tweets([action.target])).get(action.target)
         if tweet is None:
             return refuse(self, HttpError(404, f"no tweet {action.target}: deleted, or not yet known"))
         now_ms = int(time.time() * 1000)
-        event = engagement_event(
-            f"web-{tweet_ids.next_id(now_ms)}", now_ms, user, action, int(tweet["author_id"])
-        )
-        await source_topics["engagement_events"].send(key=str(user).encode(), value=encode_json(event))
-        return self.json({"event_id": event["event_id"]}, status=202)
+        event = engagement_event(action_event_id(now_ms), now_ms, user, action, int(tweet["author_id"]))
+        return await publish_action(self, "engagement_events", user, event)
 
 
 @app.page("/relationships")
@@ -191,17 +201,13 @@ class Relationships(View):
     """Follow, mute, block (and their undoing) of another user, into `social_graph_events`."""
 
     async def post(self, request: Request) -> Response:
-        caller = await authorized_action(self, request)
+        caller = await authorized_action(self, request, parse_relationship)
         if not isinstance(caller, tuple):
             return caller
-        user, body = caller
-        action = parse_relationship(body, user)
-        if isinstance(action, HttpError):
-            return refuse(self, action)
+        user, action = caller
         now_ms = int(time.time() * 1000)
-        event = relationship_event(f"web-{tweet_ids.next_id(now_ms)}", now_ms, user, action)
-        await source_topics["social_graph_events"].send(key=str(user).encode(), value=encode_json(event))
-        return self.json({"event_id": event["event_id"]}, status=202)
+        event = relationship_event(action_event_id(now_ms), now_ms, user, action)
+        return await publish_action(self, "social_graph_events", user, event)
 
 
 def sse(event: str, data: dict[str, Any]) -> bytes:
