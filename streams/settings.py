@@ -41,6 +41,10 @@ DEFAULT_MAX_FUTURE_SKEW_S = 3600
 DEFAULT_CALIBRATION_LABEL_S = 600
 DEFAULT_READ_RATE = 600
 DEFAULT_POST_RATE = 60
+# Likes and follows come faster than posts: a person working down a timeline, not a bot.
+DEFAULT_ACTION_RATE = 300
+# How often an open new-items stream looks for new items in its user's timeline.
+DEFAULT_EVENTS_POLL_MS = 1000
 DEFAULT_PARTITIONS = 4
 
 
@@ -96,6 +100,8 @@ class Settings:
     max_future_skew_s: int = DEFAULT_MAX_FUTURE_SKEW_S
     read_rate: int = DEFAULT_READ_RATE
     post_rate: int = DEFAULT_POST_RATE
+    action_rate: int = DEFAULT_ACTION_RATE
+    events_poll_ms: int = DEFAULT_EVENTS_POLL_MS
     partitions: int = DEFAULT_PARTITIONS
     # Short group-join timeouts: the embedded broker answers at once, and Faust's defaults make
     # the first join take 30 s there (FIELD_NOTES). Production keeps Faust's defaults.
@@ -139,6 +145,8 @@ class Settings:
             max_future_skew_s=_int(env, "HOMEMIXER_MAX_FUTURE_SKEW_S", DEFAULT_MAX_FUTURE_SKEW_S),
             read_rate=_int(env, "HOMEMIXER_READ_RATE", DEFAULT_READ_RATE),
             post_rate=_int(env, "HOMEMIXER_POST_RATE", DEFAULT_POST_RATE),
+            action_rate=_int(env, "HOMEMIXER_ACTION_RATE", DEFAULT_ACTION_RATE),
+            events_poll_ms=_positive(env, "HOMEMIXER_EVENTS_POLL_MS", DEFAULT_EVENTS_POLL_MS),
             partitions=_int(env, "HOMEMIXER_PARTITIONS", DEFAULT_PARTITIONS),
             fast_rebalance=env.get("HOMEMIXER_FAST_REBALANCE", "") in ("1", "true", "yes"),
             app_id=env.get("HOMEMIXER_APP_ID", "homemixer"),

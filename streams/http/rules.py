@@ -14,7 +14,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 import orjson
 
@@ -37,7 +37,7 @@ HOW_TO_AUTHENTICATE = "send `Authorization: Bearer <token>`; get a token with `h
 
 Mode = Literal["latest", "ranked"]
 MODES: tuple[Mode, ...] = ("latest", "ranked")
-TIMELINE_PARAMETERS = ("limit", "max_id", "mode")
+TIMELINE_PARAMETERS = ("limit", "max_id", "mode", "record")
 # Plain ASCII digits only: int() would also take "+5", " 5", "5_000" and Arabic-Indic digits.
 _DIGITS = re.compile(r"[0-9]+")
 
@@ -103,6 +103,10 @@ class TimelineQuery:
     limit: int = DEFAULT_LIMIT
     max_id: int | None = None
     mode: Mode = "latest"
+    # A ranked read a person asked for is recorded as served (the "previously served" filter, the
+    # bandit's arm counts, the calibration); a page's background refresh sends `record=0`, so an
+    # open tab nobody looks at does not count as serving anything.
+    record: bool = True
 
 
 def parse_id(raw: str) -> int | None:
@@ -157,7 +161,11 @@ def parse_timeline_query(path_user_id: str, query: Mapping[str, str]) -> Timelin
         else:
             return HttpError(400, f"mode must be one of {', '.join(MODES)}, got {raw_mode!r}")
 
-    return TimelineQuery(user_id=user_id, limit=limit, max_id=max_id, mode=mode)
+    raw_record = query.get("record", "")
+    if raw_record not in ("", "0", "1"):
+        return HttpError(400, f"record must be 0 or 1, got {raw_record!r}")
+
+    return TimelineQuery(user_id=user_id, limit=limit, max_id=max_id, mode=mode, record=raw_record != "0")
 
 
 def check_timeline_request(
@@ -176,6 +184,30 @@ def check_timeline_request(
     if isinstance(auth, HttpError):
         return auth
     return parse_timeline_query(path_user_id, query)
+
+
+def check_events_request(
+    authorization_header: str | None,
+    path_user_id: str,
+    query: Mapping[str, str],
+    secrets: Secrets,
+    now_s: float,
+) -> tuple[int, int | None] | HttpError:
+    """`GET /timelines/{user_id}/events?since_id=`: the user and the newest tweet id the caller has
+    (None: whatever is newest when the stream opens), or the 401, 403 or 400, in that order."""
+    auth = authorize(authorization_header, parse_id(path_user_id), secrets, now_s)
+    if isinstance(auth, HttpError):
+        return auth
+    if parse_id(path_user_id) is None:
+        return HttpError(400, f"user_id must be a positive integer, got {path_user_id!r}")
+    unknown = sorted(set(query) - {"since_id"})
+    if unknown:
+        return HttpError(400, f"unknown query parameter(s) {', '.join(unknown)}; allowed: since_id")
+    raw = query.get("since_id", "")
+    since_id = parse_id(raw) if raw != "" else None
+    if raw != "" and since_id is None:
+        return HttpError(400, f"since_id must be a positive integer (a tweet id), got {raw!r}")
+    return auth, since_id
 
 
 # ---------------------------------------------------------------------------------------------
@@ -250,6 +282,79 @@ def parse_dev_login(body: bytes) -> int | HttpError:
     if user_id is None:
         return HttpError(400, f"user_id must be a positive integer, got {obj.get('user_id')!r}")
     return user_id
+
+
+# ---------------------------------------------------------------------------------------------
+# POST /engagements and POST /relationships: the page's buttons, as source events
+
+# What a person does to a tweet with a button; impressions, clicks and dwell are the client's
+# telemetry, not actions, and a reply is a tweet (POST /tweets with reply_to).
+ENGAGEMENT_ACTIONS = ("like", "unlike", "retweet", "unretweet", "not_interested")
+RELATIONSHIP_ACTIONS = ("follow", "unfollow", "mute", "unmute", "block", "unblock")
+# An action body is a type and one id; this is generous and still refuses junk before parsing.
+MAX_ACTION_BODY_BYTES = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """A button pressed: its event type and the tweet (engagements) or user (relationships) it is on."""
+
+    type: str
+    target: int
+
+
+def _parse_action(body: bytes, what: str, types: tuple[str, ...], target: str) -> Action | HttpError:
+    obj = _json_object(body, MAX_ACTION_BODY_BYTES, what)
+    if isinstance(obj, HttpError):
+        return obj
+    unknown = sorted(set(obj) - {"type", target})
+    if unknown:
+        return HttpError(400, f"unknown field(s) {', '.join(unknown)}; {what} has type and {target}")
+    kind = obj.get("type")
+    if not isinstance(kind, str) or kind not in types:
+        return HttpError(400, f"type must be one of {', '.join(types)}, got {kind!r}")
+    value = _positive_id(obj.get(target))
+    if value is None:
+        return HttpError(400, f"{target} must be a positive integer, got {obj.get(target)!r}")
+    return Action(kind, value)
+
+
+def parse_engagement(body: bytes) -> Action | HttpError:
+    """`{"type", "tweet_id"}`: an engagement the caller makes, or the 400 (413 when oversized)."""
+    return _parse_action(body, "an engagement", ENGAGEMENT_ACTIONS, "tweet_id")
+
+
+def parse_relationship(body: bytes, user_id: int) -> Action | HttpError:
+    """`{"type", "user_id"}`: a follow, mute, block or its undoing by `user_id`, or the 400."""
+    action = _parse_action(body, "a relationship", RELATIONSHIP_ACTIONS, "user_id")
+    if isinstance(action, Action) and action.target == user_id:
+        return HttpError(400, f"user {user_id} cannot {action.type} themselves")
+    return action
+
+
+def engagement_event(
+    event_id: str, now_ms: int, user_id: int, action: Action, author_id: int
+) -> dict[str, Any]:
+    """The `engagement_events` event (CONTRACT.md "Source events") for `action` by `user_id`."""
+    return {
+        "event_id": event_id,
+        "ts": now_ms,
+        "type": action.type,
+        "user_id": user_id,
+        "tweet_id": action.target,
+        "author_id": author_id,
+    }
+
+
+def relationship_event(event_id: str, now_ms: int, user_id: int, action: Action) -> dict[str, Any]:
+    """The `social_graph_events` event for `action` by `user_id`."""
+    return {
+        "event_id": event_id,
+        "ts": now_ms,
+        "type": action.type,
+        "src_user_id": user_id,
+        "dst_user_id": action.target,
+    }
 
 
 # ---------------------------------------------------------------------------------------------

@@ -51,7 +51,11 @@ class RankedReader:
             adaptation.freeze()
         return adaptation
 
-    async def ranked(self, user_id: int, limit: int, max_id: int | None, now_ms: int) -> dict[str, Any]:
+    async def ranked(
+        self, user_id: int, limit: int, max_id: int | None, now_ms: int, record: bool = True
+    ) -> dict[str, Any]:
+        """The ranked page; `record=False` (a background refresh) leaves out the served recorder, so
+        the read changes neither the "previously served" set nor the bandit's or calibration's counts."""
         (context, rebuilt), adaptation, calibration = await asyncio.gather(
             self._reader.prepare(user_id, now_ms), self.adaptation(), load_calibration(self._redis)
         )
@@ -72,9 +76,11 @@ class RankedReader:
         pipeline = RankedPipeline(config)
         page = await pipeline.page(query)
         # Recording what was served and reading the page's texts are independent round trips.
-        _, tweets = await asyncio.gather(
-            pipeline.side_effects(query, page), reads.tweets(item.tweet_id for item in page.items)
-        )
+        texts = reads.tweets(item.tweet_id for item in page.items)
+        if record:
+            _, tweets = await asyncio.gather(pipeline.side_effects(query, page), texts)
+        else:
+            tweets = await texts
         body = page.to_json()
         for item in body["items"]:
             item["tweet_id_str"] = str(item["tweet_id"])

@@ -1,4 +1,5 @@
-"""The page at `GET /` in a real browser: log in, post, and see the post arrive in "Latest".
+"""The page at `GET /` in a real browser: log in, page down with "Load older", like a post, follow
+a user and see their posts announced as new posts and inserted, post and see the post arrive.
 
 Headless Chromium (Debian's `chromium` package) driven by Playwright; no browser is downloaded.
 Without either, the test is skipped locally but fails under CI (CI=true), so CI cannot silently
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.harness import Cluster, unavailable
+from tests.integration.test_timelines import activity, get_timeline, graph, tweet, wait_timeline
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -28,7 +30,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-USER = 9
+USER, FRIEND, STRANGER = 9, 51, 52
+FRIEND_POSTS = 55  # more than a page of 50
 ARRIVAL_TIMEOUT_MS = 20_000
 STEP_TIMEOUT_MS = 10_000
 
@@ -43,7 +46,9 @@ def chromium_path() -> str:
 
 
 @pytest.mark.slow
-def test_login_post_and_see_it_in_latest(empty_broker: str, cluster: Cluster, tmp_path: Path) -> None:
+def test_login_page_down_like_follow_and_see_new_posts(
+    empty_broker: str, cluster: Cluster, tmp_path: Path
+) -> None:
     try:
         from playwright.sync_api import Error as PlaywrightError
         from playwright.sync_api import expect, sync_playwright
@@ -52,6 +57,10 @@ def test_login_post_and_see_it_in_latest(empty_broker: str, cluster: Cluster, tm
     executable = chromium_path()
 
     worker = cluster.start_worker(HOMEMIXER_DEV_LOGIN="1")
+    cluster.produce([activity(USER), graph("follow", USER, FRIEND)])
+    assert get_timeline(worker, USER)[0] == 200  # materialise the home timeline
+    cluster.produce([tweet(FRIEND) for _ in range(FRIEND_POSTS)] + [tweet(STRANGER) for _ in range(2)])
+    wait_timeline(worker, USER, lambda body: len(body["items"]) == FRIEND_POSTS)
     text = f"hello from the browser {uuid.uuid4().hex[:8]} <b>not bold</b>"
     screenshot = tmp_path / "web_page_failure.png"
     console: list[str] = []
@@ -75,6 +84,35 @@ def test_login_post_and_see_it_in_latest(empty_broker: str, cluster: Cluster, tm
                 expect(page.locator("#app")).to_be_visible()
                 expect(page.locator("#logout")).to_be_visible()
 
+                latest = page.locator("#latest li.item")
+                expect(latest).to_have_count(50)
+                page.click("#latest-older")
+                expect(latest).to_have_count(FRIEND_POSTS)
+                expect(page.locator("#latest-older")).to_be_hidden()  # nothing older
+
+                first = latest.first
+                liked_id = first.get_attribute("data-tweet-id")
+                like = first.locator("button[data-action=like]")
+                expect(like).to_have_attribute("aria-pressed", "false")
+                like.click()
+                expect(like).to_have_attribute("aria-pressed", "true")
+                expect(like).to_have_text("Liked")
+                # The friend is known to be followed: their posts' Follow buttons say so.
+                expect(first.locator("button[data-action=follow]")).to_have_text("Following")
+
+                # Following a user merges their posts in: announced, inserted only on a click.
+                page.fill("#follow-id", str(STRANGER))
+                page.click("#follow")
+                banner = page.locator("#latest-new")
+                expect(banner).to_have_text("2 new posts", timeout=ARRIVAL_TIMEOUT_MS)
+                expect(latest).to_have_count(FRIEND_POSTS)
+                banner.click()
+                expect(latest).to_have_count(FRIEND_POSTS + 2)
+                expect(banner).to_be_hidden()
+                expect(latest.nth(0).locator(".author")).to_have_text(f"user {STRANGER}")
+                expect(latest.nth(1).locator(".author")).to_have_text(f"user {STRANGER}")
+                expect(latest.nth(0)).to_be_focused()
+
                 page.fill("#compose-text", text)
                 with page.expect_response(
                     lambda r: r.url.endswith("/tweets") and r.request.method == "POST"
@@ -85,15 +123,23 @@ def test_login_post_and_see_it_in_latest(empty_broker: str, cluster: Cluster, tm
                 tweet_id = created["tweet_id_str"]
                 expect(page.locator("#compose-text")).to_have_value("")
 
-                # Polled every 2 s: wait for the push through Kafka to reach the timeline.
+                # Announced once the push through Kafka reached the timeline.
+                expect(banner).to_have_text("1 new post", timeout=ARRIVAL_TIMEOUT_MS)
+                banner.click()
                 item = page.locator("#latest li.item", has_text=text)
-                expect(item).to_have_count(1, timeout=ARRIVAL_TIMEOUT_MS)
+                expect(item).to_have_count(1)
                 expect(item).to_have_attribute("data-tweet-id", tweet_id)
                 expect(item.locator(".text")).to_have_text(text)  # as text, never as HTML
                 expect(item.locator(".text b")).to_have_count(0)
                 expect(item.locator(".author")).to_have_text(f"user {USER}")
                 # The author's own tweet is pushed into their own timeline.
                 expect(item.locator(".source")).to_have_text("push")
+                expect(latest).to_have_count(FRIEND_POSTS + 3)
+                # What the buttons published reached the source topics as the contract has them.
+                likes = cluster.read("engagement_events", lambda got: len(got) >= 1)
+                assert [(e["type"], e["user_id"], str(e["tweet_id"])) for e in likes] == [
+                    ("like", USER, liked_id)
+                ]
             except BaseException:
                 page.screenshot(path=str(screenshot), full_page=True)
                 print(f"screenshot of the failure: {screenshot}", file=sys.stderr)

@@ -191,6 +191,21 @@ def test_bad_mode_is_400_listing_the_allowed_values(mode: str) -> None:
     assert "mode" in err.message and "latest" in err.message and "ranked" in err.message
 
 
+def test_record_is_on_unless_a_background_refresh_turns_it_off() -> None:
+    assert parse_timeline_query("42", {"mode": "ranked"}) == TimelineQuery(42, mode="ranked", record=True)
+    assert parse_timeline_query("42", {"record": "1"}) == TimelineQuery(42, record=True)
+    assert parse_timeline_query("42", {"record": ""}) == TimelineQuery(42, record=True)
+    assert parse_timeline_query("42", {"mode": "ranked", "record": "0"}) == TimelineQuery(
+        42, mode="ranked", record=False
+    )
+
+
+@pytest.mark.parametrize("record", ["no", "false", "2", " 0", "00"])
+def test_bad_record_is_400(record: str) -> None:
+    err = error_of(parse_timeline_query("42", {"record": record}))
+    assert err.status == 400 and "record must be 0 or 1" in err.message
+
+
 def test_unknown_parameter_is_400_naming_it_and_the_allowed_ones() -> None:
     err = error_of(parse_timeline_query("42", {"limit": "5", "cursor": "abc"}))
     assert err.status == 400
