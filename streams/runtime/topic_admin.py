@@ -11,7 +11,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 
-from confluent_kafka.admin import AdminClient, ConfigResource
+from confluent_kafka.admin import AdminClient
+
+# confluent-kafka 2.16 ships types, but its admin package imports ConfigResource without
+# re-exporting it (no __all__); this is the module that defines it.
+from confluent_kafka.admin._config import ConfigResource
 from confluent_kafka.cimpl import NewTopic
 
 log = logging.getLogger(__name__)
