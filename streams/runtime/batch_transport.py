@@ -11,10 +11,7 @@ How. `BatchConsumer` replaces the consumer's drain loop. For a topic registered 
 `batch_topic`, each run of fetched records of one topic-partition (up to `max_records`) becomes a
 single `BatchMessage` whose value is a `RecordBatch` (the tp and the records, oldest first,
 unchanged from the Kafka client). So the drain loop, the conductor, the channel queue and the
-stream all run once per batch, and the agent does `async for batch in stream:`. While a
-partition's agent still has a batch waiting in its queue, newly fetched records of that partition
-are held back and join the next batch, so a busy agent under a steady stream gets one batch of
-what arrived meanwhile instead of many small ones. Every other topic
+stream all run once per batch, and the agent does `async for batch in stream:`. Every other topic
 (table changelogs, topics of ordinary agents) keeps Faust's per-message path unchanged, so one
 worker can mix both.
 
@@ -72,9 +69,6 @@ SCHEME = "hmkafka"
 DEFAULT_MAX_RECORDS = 2000
 #: Batch messages a channel holds before Faust pauses fetching for the partition.
 DEFAULT_QUEUE_BATCHES = 8
-#: How often the drain loop looks again at partitions whose records it holds back for a busy agent:
-#: the most a held-back record waits after its agent has taken the batch before it.
-POOL_POLL_S = 0.003
 
 
 class KafkaRecord(Protocol):
@@ -216,9 +210,6 @@ class BatchConsumer(aiokafka_driver.Consumer):
         # Per partition, batches delivered and not yet folded into the acked offsets:
         # last offset -> first offset the batch stands for.
         self._batch_spans: defaultdict[TP, dict[int, int]] = defaultdict(dict)
-        # Per partition of a batch topic, records fetched while its agent still had a batch
-        # waiting: they go out as one batch once the agent takes that one (see `_drain_messages`).
-        self._pool: dict[TP, list[KafkaRecord]] = {}
 
     def _new_offset(self, tp: TP) -> int | None:
         # Acks are recorded per message offset, and for a batch that is its last record's: the
@@ -261,61 +252,30 @@ class BatchConsumer(aiokafka_driver.Consumer):
         return offset
 
     async def perform_seek(self) -> None:
-        # Everything from the committed offsets on comes again, as new batches. Held-back records
-        # are handed back first: Faust seeks only partitions with a committed offset above 0, and
-        # the others would otherwise go on from past what was held back.
+        # Everything from the committed offsets on comes again, as new batches.
         self._batch_spans.clear()
-        await self._return_pool()
         await super().perform_seek()
-
-    async def _return_pool(self) -> None:
-        """Move each assigned partition with held-back records back to the first of them, so that
-        they are fetched again rather than dropped."""
-        pooled, self._pool = dict(self._pool), {}
-        assigned = self.assignment()
-        for tp, records in pooled.items():
-            if tp in assigned:
-                await self._seek(tp, records[0].offset)
 
     async def seek(self, partition: TP, offset: int) -> None:
         self._batch_spans.pop(partition, None)
-        self._pool.pop(partition, None)
         await super().seek(partition, offset)
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         for tp in revoked:
             self._batch_spans.pop(tp, None)
-            self._pool.pop(tp, None)
         await super().on_partitions_revoked(revoked)
 
-    def _agents_waiting(self, tp: TP) -> bool:
-        """True when every channel reading `tp`'s topic has taken all it was given: an agent may
-        be busy with its last batch, but nothing waits behind it."""
-        # The conductor's index of iterated channels by topic name (Faust keeps no public one).
-        channels = self.app.topics._topic_name_index.get(tp.topic, ())  # type: ignore[attr-defined]
-        return all(channel.queue.empty() for channel in channels)
-
-    def _pool_ready(self, sizes: Mapping[str, int]) -> Iterator[tuple[TP, list[KafkaRecord]]]:
-        """The held-back records to deliver now, in chunks of at most the topic's batch size."""
-        for tp in list(self._pool):
-            records = self._pool[tp]
-            max_records = sizes[tp.topic]
-            if len(records) < max_records and not self._agents_waiting(tp):
-                continue
-            del self._pool[tp]
-            for start in range(0, len(records), max_records):
-                yield tp, records[start : start + max_records]
-
-    def _items(self, tp: TP, records: list[Any], batched: bool) -> Iterator[Delivery]:
-        if batched:
-            yield tp, records
-        else:
+    def _items(self, tp: TP, records: list[Any], max_records: int | None) -> Iterator[Delivery]:
+        if max_records is None:
             to_message = self._to_message
             for record in records:
                 yield tp, to_message(tp, record)
+        else:
+            for start in range(0, len(records), max_records):
+                yield tp, records[start : start + max_records]
 
     async def _deliveries(self, timeout: float) -> AsyncIterator[Delivery]:
-        """Like `Consumer.getmany`, but a registered topic's fetched records come as one list."""
+        """Like `Consumer.getmany`, but a registered topic's records come in chunks."""
         records, active_partitions = await self._wait_next_records(timeout)
         generation_id = self.app.consumer_generation_id
         if records is None or self.should_stop:
@@ -336,7 +296,7 @@ class BatchConsumer(aiokafka_driver.Consumer):
                 continue
             if active_partitions is None or tp in active_partitions or tp in buffered:
                 track_end_offset(tp, self.highwater(tp))
-                iterators.append(self._items(tp, tp_records, tp.topic in sizes))
+                iterators.append(self._items(tp, tp_records, sizes.get(tp.topic)))
         for item in _round_robin(iterators):
             if not self.flow_active or self.app.consumer_generation_id != generation_id:
                 break
@@ -362,17 +322,10 @@ class BatchConsumer(aiokafka_driver.Consumer):
             self._batch_spans[tp][message.offset] = covers_from
         return message
 
-    async def _deliver(self, message: Message, commit_every: int | None) -> None:
-        """Hand one message (or batch message) to its channels, as Faust's drain loop does."""
-        if commit_every is not None and self._n_acked >= commit_every:
-            self._n_acked = 0
-            await self.commit()
-        await self.wait_first(self.callback(message), self.suspend_flow.wait())
-        self._read_offset[message.tp] = message.offset
-
     async def _drain_messages(self, fetcher: ServiceT) -> None:  # pragma: no cover - needs a broker
         # Faust's loop (faust/transport/consumer.py), with a batch branch; the per-message branch
         # is Faust's, unchanged.
+        callback = self.callback
         consumer_should_stop = cast(Service, self)._stopped.is_set
         fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
         read_offset: MutableMapping[TP, int | None] = self._read_offset
@@ -380,8 +333,7 @@ class BatchConsumer(aiokafka_driver.Consumer):
         unset_flag = self.diag.unset_flag
         commit_every = self._commit_every
         acks_enabled_for = self.app.topics.acks_enabled_for
-        sizes = batch_topics(self.app)
-        pool = self._pool
+        suspend_flow = self.suspend_flow
 
         yield_every = 100
         num_since_yield = 0
@@ -389,41 +341,33 @@ class BatchConsumer(aiokafka_driver.Consumer):
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 set_flag(CONSUMER_FETCHING)
-                deliveries = self._deliveries(timeout=POOL_POLL_S if pool else 1.0)
+                deliveries = self._deliveries(timeout=1.0)
                 await self.sleep(0)
                 if not self.should_stop:
-                    generation_id = self.app.consumer_generation_id
                     async for tp, item in deliveries:
                         num_since_yield += 1
                         if num_since_yield > yield_every:
                             await sleep(0)
                             num_since_yield = 0
                         if isinstance(item, list):
-                            # Held back, not delivered: see the batch branch below.
-                            pool.setdefault(tp, []).extend(item)
-                            continue
-                        message = item
-                        r_offset = read_offset[tp]
-                        if r_offset is not None and message.offset < r_offset:
-                            self.log.dev("DROPPED MESSAGE ROFF %r", message.offset)
-                            continue
-                        gap = message.offset - (r_offset or 0)
-                        if gap > 1 and r_offset and acks_enabled_for(message.topic):
-                            await self._add_gap(tp, r_offset + 1, message.offset)
-                        await self._deliver(message, commit_every)
-                    # A batch topic's records wait while its agent has a batch queued, and go out
-                    # together once it has taken it: under a steady stream an agent then gets what
-                    # arrived during its last batch in one batch, not in many small ones, and a
-                    # node's fixed cost per batch (state commit, awaited sends, Redis round trips)
-                    # is paid once for them. An idle agent gets records as soon as they are fetched.
-                    for tp, records in self._pool_ready(sizes):
-                        if not self.flow_active or self.app.consumer_generation_id != generation_id:
-                            pool[tp] = [*records, *pool.get(tp, [])]  # the rest of this chunk too
-                            await self._return_pool()
-                            break
-                        batch_message = self._batch_message(tp, records)
-                        if batch_message is not None:
-                            await self._deliver(batch_message, commit_every)
+                            batch_message = self._batch_message(tp, item)
+                            if batch_message is None:
+                                continue
+                            message: Message = batch_message
+                        else:
+                            message = item
+                            r_offset = read_offset[tp]
+                            if r_offset is not None and message.offset < r_offset:
+                                self.log.dev("DROPPED MESSAGE ROFF %r", message.offset)
+                                continue
+                            gap = message.offset - (r_offset or 0)
+                            if gap > 1 and r_offset and acks_enabled_for(message.topic):
+                                await self._add_gap(tp, r_offset + 1, message.offset)
+                        if commit_every is not None and self._n_acked >= commit_every:
+                            self._n_acked = 0
+                            await self.commit()
+                        await self.wait_first(callback(message), suspend_flow.wait())
+                        read_offset[tp] = message.offset
                     unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:

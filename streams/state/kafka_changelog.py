@@ -29,7 +29,7 @@ REPLAY_BATCH = 500
 TAIL_WAIT_MS = 100
 ADMIN_TIMEOUT_S = 15.0
 # Looking up a snapshot index while the broker's group coordinator is not ready yet.
-INDEX_ATTEMPTS = 30
+INDEX_ATTEMPTS = 10
 INDEX_RETRY_S = 0.5
 
 
@@ -64,6 +64,7 @@ class KafkaChangelog:
         self._trimmable: bool | None = None
         self._admin: AdminClient | None = None
         self._index_reader: AIOKafkaAdminClient | None = None
+        self._index_lock = asyncio.Lock()
 
     def _tp(self, partition: int) -> tuple[str, int]:
         return self.topic.get_topic_name(), partition % self._partitions
@@ -79,18 +80,32 @@ class KafkaChangelog:
         pending = [await self.topic.send(value=record, partition=changelog_partition) for record in records]
         return [(await future).offset for future in pending]
 
+    async def bounds(self, partition: int) -> tuple[int, int]:
+        """(first offset, reported end offset) of `partition`'s changelog partition."""
+        name, changelog_partition = self._tp(partition)
+        tp = TopicPartition(name, changelog_partition)
+        async with self._reader_lock:
+            consumer = await self._started_reader()
+            consumer.assign([tp])
+            first = (await consumer.beginning_offsets([tp]))[tp]
+            end = (await consumer.end_offsets([tp]))[tp]
+        return first, end
+
+    async def _started_reader(self) -> AIOKafkaConsumer:
+        if self._reader is None:
+            # "none": a seek past what the broker still has raises instead of jumping to the end.
+            self._reader = AIOKafkaConsumer(
+                bootstrap_servers=self._bootstrap, enable_auto_commit=False, auto_offset_reset="none"
+            )
+            await self._reader.start()
+        return self._reader
+
     async def replay(self, partition: int, after: int) -> AsyncIterator[tuple[int, bytes]]:
         """(offset, record) for every record of `partition` past `after`, up to the end."""
         name, changelog_partition = self._tp(partition)
         tp = TopicPartition(name, changelog_partition)
         async with self._reader_lock:
-            if self._reader is None:
-                # "none": a seek past what the broker still has raises instead of jumping to the end.
-                self._reader = AIOKafkaConsumer(
-                    bootstrap_servers=self._bootstrap, enable_auto_commit=False, auto_offset_reset="none"
-                )
-                await self._reader.start()
-            consumer = self._reader
+            consumer = await self._started_reader()
             consumer.assign([tp])
             first = (await consumer.beginning_offsets([tp]))[tp]
             if after + 1 < first:
@@ -135,28 +150,27 @@ class KafkaChangelog:
         """Where `store`'s latest complete snapshot starts in its changelog partition, if it has one."""
         name, changelog_partition = self._tp(partition)
         tp = TopicPartition(name, changelog_partition)
-        async with self._reader_lock:
+        async with self._index_lock:  # not the replay's lock: a lookup must not wait for a replay
             if self._index_reader is None:
                 # aiokafka's admin client, not librdkafka's: librdkafka 2.12's ListConsumerGroupOffsets
                 # crashed the process (SIGSEGV in rd_kafka_cgrp_op) on Apache Kafka here.
                 self._index_reader = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
                 await self._index_reader.start()
-            for attempt in range(INDEX_ATTEMPTS):
-                try:
-                    offsets = await self._index_reader.list_consumer_group_offsets(
-                        self._index_group(store), partitions=[tp]
-                    )
-                    break
-                except (
-                    GroupCoordinatorNotAvailableError,
-                    CoordinatorLoadInProgressError,
-                    NotCoordinatorError,
-                ):
-                    # A broker whose offsets topic does not exist yet answers so until it has
-                    # created it: retriable, as every Kafka client treats it.
-                    if attempt == INDEX_ATTEMPTS - 1:
-                        raise
-                    await asyncio.sleep(INDEX_RETRY_S)
+        index = self._index_reader
+        for attempt in range(INDEX_ATTEMPTS):
+            try:
+                offsets = await index.list_consumer_group_offsets(self._index_group(store), partitions=[tp])
+                break
+            except (
+                GroupCoordinatorNotAvailableError,
+                CoordinatorLoadInProgressError,
+                NotCoordinatorError,
+            ):
+                # A broker whose offsets topic does not exist yet answers so until it has
+                # created it: retriable, as every Kafka client treats it.
+                if attempt == INDEX_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(INDEX_RETRY_S)
         committed = offsets.get(tp)
         return committed.offset if committed is not None and committed.offset >= 0 else None
 

@@ -56,6 +56,8 @@ SNAPSHOT_PART_BYTES = 512 * 1024
 class Changelog(Protocol):
     async def append(self, partition: int, record: bytes) -> int: ...
 
+    async def bounds(self, partition: int) -> tuple[int, int]: ...
+
     async def append_many(self, partition: int, records: Iterable[bytes]) -> list[int]: ...
 
     def replay(self, partition: int, after: int) -> AsyncIterator[tuple[int, bytes]]: ...
@@ -139,6 +141,7 @@ class NodeState:
         self._changelog_of = changelog_of
         self._snapshot_min_bytes = snapshot_min_bytes
         self._marks: dict[str, SnapshotMark] = {}
+        self._looked_up: set[str] = set()
         self._stores: dict[str, PartitionStore] = {}
         self._dedups: dict[str, Deduplicator] = {}
         self._caches: dict[str, Any] = {}
@@ -203,7 +206,14 @@ class NodeState:
             return
         after = store.changelog_offset()
         mark = self._marks.setdefault(name, SnapshotMark())
-        snapshot = await changelog.snapshot_start(tp.partition, name) if after < 0 else None
+        snapshot = None
+        if after < 0 and name not in self._looked_up:
+            # Only where there is a log to spare (a head already gone is handled below), and once
+            # per store: an empty standby store is caught up every few seconds.
+            first, end = await changelog.bounds(tp.partition)
+            if end > first:
+                self._looked_up.add(name)
+                snapshot = await changelog.snapshot_start(tp.partition, name)
         try:
             replayed = await self._replay(changelog, name, tp.partition, store, after, snapshot, mark)
         except ChangelogHeadMissing:

@@ -14,6 +14,7 @@ from streams.runtime.batch_transport import (
     BatchConsumer,
     BatchMessage,
     RecordBatch,
+    _round_robin,
     batch_broker_url,
     batch_topic,
     batch_topics,
@@ -142,59 +143,16 @@ def test_a_seek_forgets_batches_that_will_come_again() -> None:
     with_consumer(check)
 
 
-def test_held_back_records_go_out_in_chunks_once_the_agent_has_taken_its_queued_batch() -> None:
+def test_chunks_of_at_most_max_records_taken_in_turn_across_partitions() -> None:
     async def check(app: faust.App, consumer: BatchConsumer) -> None:
-        @dataclass(eq=False)
-        class Channel:
-            queue: asyncio.Queue[object]
-
-        channel = Channel(asyncio.Queue())
-        app.topics._topic_name_index[TOPIC] = {channel}
         tp1 = TP(TOPIC, 1)
-        consumer._pool.update({TP0: list(recs(0, 1, 2)), tp1: list(recs(7))})
-        sizes = {TOPIC: 2}
-
-        channel.queue.put_nowait("a batch the agent has not taken")
-        ready = [(tp.partition, [r.offset for r in chunk]) for tp, chunk in consumer._pool_ready(sizes)]
-        # A full batch's worth goes out even so; less waits to join what comes next.
-        assert ready == [(0, [0, 1]), (0, [2])]
-        assert list(consumer._pool) == [tp1]
-
-        channel.queue.get_nowait()
-        ready = [(tp.partition, [r.offset for r in chunk]) for tp, chunk in consumer._pool_ready(sizes)]
-        assert ready == [(1, [7])]
-        assert not consumer._pool
-
-    with_consumer(check)
-
-
-def test_held_back_records_are_handed_back_to_the_fetcher_not_dropped() -> None:
-    async def check(app: faust.App, consumer: BatchConsumer) -> None:
-        seeks: list[tuple[TP, int]] = []
-
-        async def record_seek(partition: TP, offset: int) -> None:
-            seeks.append((partition, offset))
-
-        consumer._seek = record_seek  # type: ignore[method-assign]
-        consumer.assignment = lambda: {TP0}  # type: ignore[method-assign]
-        consumer._pool.update({TP0: list(recs(5, 6)), TP(TOPIC, 1): list(recs(9))})
-        # A rebalance: Faust seeks only partitions with a committed offset above 0, so a partition
-        # without one would go on from offset 7 and 5 and 6 would never come.
-        await consumer._return_pool()
-        assert seeks == [(TP0, 5)]  # partition 1 is not ours any more: its new owner reads it
-        assert not consumer._pool
-
-    with_consumer(check)
-
-
-def test_a_seek_forgets_held_back_records_which_are_fetched_again() -> None:
-    async def check(app: faust.App, consumer: BatchConsumer) -> None:
-        async def no_client_seek(partition: TP, offset: int) -> None:
-            pass
-
-        consumer._seek = no_client_seek  # type: ignore[method-assign]
-        consumer._pool[TP0] = list(recs(3, 4))
-        await consumer.seek(TP0, 3)
-        assert TP0 not in consumer._pool
+        items = _round_robin(
+            [
+                consumer._items(TP0, list(recs(0, 1, 2, 3, 4)), 2),
+                consumer._items(tp1, list(recs(7)), 2),
+            ]
+        )
+        shape = [(tp.partition, [r.offset for r in chunk]) for tp, chunk in items]  # type: ignore[union-attr]
+        assert shape == [(0, [0, 1]), (1, [7]), (0, [2, 3]), (0, [4])]
 
     with_consumer(check)
