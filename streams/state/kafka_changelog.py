@@ -26,7 +26,7 @@ REPLAY_BATCH = 500
 # Past the end the broker reported, how long a replay waits for more before it stops: the end
 # offsets a broker reports may be low (Tansu's are after multi-record batches), so a replay ends
 # when a fetch past the reported end comes back empty, not when it reaches that end.
-TAIL_WAIT_MS = 100
+TAIL_WAIT_MS = 50
 ADMIN_TIMEOUT_S = 15.0
 # Looking up a snapshot index while the broker's group coordinator is not ready yet.
 INDEX_ATTEMPTS = 10
@@ -117,6 +117,8 @@ class KafkaChangelog:
                     "(homemixer reset)."
                 )
             end = (await consumer.end_offsets([tp]))[tp]
+            if end == 0:
+                return  # never written to (a low end is never 0 for a partition holding records)
             consumer.seek(tp, after + 1)
             while True:
                 at_end = await consumer.position(tp) >= end
