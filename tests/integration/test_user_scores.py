@@ -14,7 +14,7 @@ from streams.mixer.engagement_model import TWITTER_WEIGHTS, ScoringModel, predic
 from streams.mixer.features import CandidateFeatures, EntityCounts, tweet_age_ms
 from tests.harness import Cluster
 from tests.integration.test_ranked import engagement
-from tests.integration.test_timelines import activity, get_timeline, graph, now_ms, tweet
+from tests.integration.test_timelines import activity, get_timeline, graph, now_ms, tweet, wait_timeline
 
 
 def at(event: tuple[str, str, dict[str, Any]], ts: int) -> tuple[str, str, dict[str, Any]]:
@@ -46,6 +46,10 @@ def test_a_viewers_like_rescores_the_authors_tweets(empty_broker: str, cluster: 
     assert get_timeline(worker, viewer)[0] == 200
     liked, older, newest, elsewhere = tweet(author), tweet(author), tweet(author), tweet(other)
     cluster.produce([liked, older, newest, elsewhere])
+    # A like scores only tweets the content store has: an engagement on a tweet not yet applied
+    # (another topic, another node) re-scores nothing. Once the viewer's timeline holds all four,
+    # the fanout has written them.
+    wait_timeline(worker, viewer, lambda body: len(body["items"]) == 4)
     ids = [t[2]["tweet_id"] for t in (liked, older, newest)]
     ts = now_ms()
     fans = range(100, 120)
