@@ -2,7 +2,8 @@
 
 Consumes: the parser's engagement routes, keyed by tweet, author and user. Emits: one feature
 vector per entity the batch updated, stamped with the entity's event-time high-water mark, and
-the ranker's view of it to Redis (`hm:f:<entity>`; `hm:ni:<user>` for `not_interested`), credits
+the ranker's view of it to Redis (`hm:f:<entity>`; `hm:ni:<user>` for `not_interested`; a tweet's
+like count, `hm:lk:<tweet>`, for the page), credits
 positive engagements on ranked-served tweets to the bucket and strategy that served them, and
 marks every engagement on a ranked-served tweet as its outcome for the calibration fit.
 Keeps: per entity, the undecayed totals and the decayed values as of that mark (decayed lazily,
@@ -22,6 +23,7 @@ from streams.features.aggregates import (
     decode,
     encode,
     feature_vector,
+    like_count,
     performance_features,
     scoring_fields,
 )
@@ -88,6 +90,8 @@ async def aggregate(batch: Batch, outputs: SinkBatch, route: str) -> None:
             update = FamilyUpdate(entity_type, entity_id, "engagements", counts.last_ts, features)
             send_family(outputs, update)
             writes.features(entity_type, entity_id, scoring_fields(features, counts.last_ts))
+            if entity_type == "tweet":
+                writes.likes(int(entity_id), like_count(features))
     await writes.execute()
     await record_feedback(redis_client(), feedback)
     await mark_outcomes(redis_client(), outcomes)

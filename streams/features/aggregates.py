@@ -10,6 +10,7 @@ keeping the events. Updates run four times per engagement event, so `apply` work
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from math import exp
@@ -112,6 +113,14 @@ def feature_vector(state: DecayedCounts, at_ts: int) -> dict[str, float]:
         out[n3] = v[3] * f3
         out[total_name] = float(tc.total)
     return out
+
+
+def like_count(features: Mapping[str, float]) -> int:
+    """Likes a tweet shows: its likes less its unlikes (an unlike may be counted before the like it
+    undoes arrives, or without one ever counted), never below zero."""
+    _, likes = _NAMES["like"]
+    _, unlikes = _NAMES["unlike"]
+    return max(0, int(features.get(likes, 0.0) - features.get(unlikes, 0.0)))
 
 
 def feature_names(engagement_type: str) -> list[str]:

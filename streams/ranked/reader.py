@@ -75,16 +75,19 @@ class RankedReader:
         )
         pipeline = RankedPipeline(config)
         page = await pipeline.page(query)
-        # Recording what was served and reading the page's texts are independent round trips.
-        texts = reads.tweets(item.tweet_id for item in page.items)
+        # Recording what was served and reading the page's texts and like counts are independent
+        # round trips.
+        ids = [item.tweet_id for item in page.items]
+        shown = asyncio.gather(reads.tweets(ids), reads.like_counts(ids))
         if record:
-            _, tweets = await asyncio.gather(pipeline.side_effects(query, page), texts)
+            _, (tweets, likes) = await asyncio.gather(pipeline.side_effects(query, page), shown)
         else:
-            tweets = await texts
+            tweets, likes = await shown
         body = page.to_json()
         for item in body["items"]:
             item["tweet_id_str"] = str(item["tweet_id"])
             item["text"] = tweets.get(item["tweet_id"], {}).get("text", "")
+            item["like_count"] = likes.get(item["tweet_id"], 0)
         # The next page ranks what is older than this page's oldest item; the "previously served"
         # filter then drops what this page already showed.
         full = len(page.items) == limit

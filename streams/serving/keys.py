@@ -18,6 +18,7 @@ are rebuilt on read.
 | `hm:active` | zset, score = ms | each user's latest activity: any event, or a read (parser, reads) |
 | `hm:ready:{partition}` | string | that partition's part of the above is in Redis (each worker) |
 | `hm:f:{entity}` | string | packed features for scoring, e.g. `hm:f:tweet:9` (aggregator, booster) |
+| `hm:lk:{tweet}` | string | the tweet's like count, net of unlikes, as the page shows it (aggregator) |
 | `hm:trending` | zset, score = boost | tweets that real-time signals point at (signal booster) |
 | `hm:ni:{user}` | set of user ids | authors the user said `not_interested` in (aggregator) |
 | `hm:served:{user}` | zset, score = ms | the newest 2,000 tweets served to the user, ranked (read path) |
@@ -92,6 +93,10 @@ TRENDING: Final = "hm:trending"
 
 def features_key(entity_type: str, entity_id: str) -> str:
     return f"hm:f:{entity_type}:{entity_id}"
+
+
+def likes_key(tweet_id: int) -> str:
+    return f"hm:lk:{tweet_id}"
 
 
 def not_interested_key(user_id: int) -> str:

@@ -28,6 +28,7 @@ from streams.serving.keys import (
     blocks_key,
     features_key,
     following_key,
+    likes_key,
     mutes_key,
     not_interested_key,
     ready_key,
@@ -50,9 +51,9 @@ class ServingWrites:
         self._pipe = redis.pipeline(transaction=False)
         self._keep = keep_per_author
         self._pending = 0
-        # Features are replaced whole: a batch's go out as one MSET, not a SET each (the client's
-        # per-command cost was most of a node's Redis time).
-        self._features: dict[str, bytes] = {}
+        # Features and like counts are replaced whole: a batch's go out as one MSET, not a SET
+        # each (the client's per-command cost was most of a node's Redis time).
+        self._replaced: dict[str, bytes] = {}
 
     def _count(self, n: int = 1) -> None:
         self._pending += n
@@ -102,9 +103,13 @@ class ServingWrites:
     def features(self, entity_type: str, entity_id: str, values: Mapping[str, float]) -> None:
         """The scorer's view of an entity (a few decayed counts and their time), replaced whole."""
         if values:
-            self._features[features_key(entity_type, entity_id)] = pack_stored(
+            self._replaced[features_key(entity_type, entity_id)] = pack_stored(
                 values, stored_layout(entity_type)
             )
+
+    def likes(self, tweet_id: int, count: int) -> None:
+        """The tweet's like count as the page shows it (`like_count`), replaced whole."""
+        self._replaced[likes_key(tweet_id)] = str(count).encode()
 
     def trending(self, tweet_id: int, boost: float) -> None:
         self._pipe.zadd(TRENDING, {str(tweet_id): boost})
@@ -120,9 +125,9 @@ class ServingWrites:
         self._count()
 
     async def execute(self) -> None:
-        if self._features:
-            self._pipe.mset(self._features)
-            self._features = {}
+        if self._replaced:
+            self._pipe.mset(self._replaced)
+            self._replaced = {}
             self._count()
         if self._pending:
             await self._pipe.execute()
@@ -222,6 +227,13 @@ class ServingReads:
             ids = sorted((int(x) for x in raw), reverse=True)
             out[author] = [t for t in ids if max_id is None or t < max_id][:limit]
         return out
+
+    async def like_counts(self, tweet_ids: Sequence[int]) -> dict[int, int]:
+        """Each tweet's like count (0 for one nobody has liked), in one command."""
+        if not tweet_ids:
+            return {}
+        values: list[bytes | str | None] = await self._redis.mget([likes_key(t) for t in tweet_ids])
+        return {t: 0 if v is None else int(v) for t, v in zip(tweet_ids, values, strict=True)}
 
     async def tweets(self, tweet_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
         """Hydrated tweets by id; a deleted (or unknown) tweet is absent."""

@@ -100,6 +100,7 @@ class TimelineReader:
             deleted={t for t in candidates if t not in tweets},
             author_of={t: int(fields["author_id"]) for t, fields in tweets.items()},
         )
+        likes = await self._reads.like_counts([item.tweet_id for item in page.items])
         items = []
         for item in page.items:
             fields = tweets[item.tweet_id]
@@ -111,6 +112,7 @@ class TimelineReader:
                     "author_id": item.author_id,
                     "source": source,
                     "text": fields.get("text", ""),
+                    "like_count": likes[item.tweet_id],
                     "created_at_ms": snowflake_ms(item.tweet_id),
                 }
             )

@@ -17,6 +17,7 @@ from streams.features.aggregates import (
     encode,
     feature_names,
     feature_vector,
+    like_count,
 )
 
 # Written out here rather than imported, so a wrong constant in the module fails the tests.
@@ -99,6 +100,17 @@ def test_types_are_counted_separately_and_only_seen_types_are_reported() -> None
     assert vector["retweet.total"] == 1.0
     assert vector["like.decayed.24h"] == pytest.approx(1.5)
     assert vector["retweet.decayed.24h"] == 1.0
+
+
+def test_the_like_count_is_likes_less_unlikes_and_never_negative() -> None:
+    state = None
+    for kind in ("like", "like", "retweet", "unlike", "like"):
+        state = apply(state, kind, T0)
+    assert state is not None
+    assert like_count(feature_vector(state, T0)) == 2
+    # An unlike read before the like it undoes, or with no like counted at all.
+    assert like_count(feature_vector(apply(None, "unlike", T0), T0)) == 0
+    assert like_count({}) == 0
 
 
 def test_feature_vector_cannot_look_back_before_the_last_update() -> None:
