@@ -1,9 +1,10 @@
-"""Operational views: liveness, readiness and Prometheus metrics."""
+"""Operational views: liveness, readiness, Prometheus metrics and the live dashboard."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from importlib import resources
 from typing import Any, cast
 
 from faust.web import Request, Response, View
@@ -12,16 +13,25 @@ from redis.exceptions import RedisError
 
 from streams.app import app, redis_client, tolerating_redis_outages
 from streams.http.health import group_check, readiness, redis_check, stores_check
+from streams.http.rules import page_security_headers
 from streams.ingest.codec import encode_json
 from streams.ranked.bandit_store import bucket_metrics
 from streams.ranked.served_outcomes import load_calibrator
 from streams.runtime.consumer_lag import partition_lags
+from streams.runtime.dashboard import PANEL_SAMPLES, History, take_snapshot
 from streams.runtime.metrics import CONTENT_TYPE, REGISTRY, render
 from topologies.topics import sink_topics, stores_behind
 
 AB_REPORT_INTERVAL_S = 60.0
 # A readiness probe waits for its answer; Redis answers a PING in well under a millisecond.
 REDIS_PING_TIMEOUT_S = 1.0
+# The dashboard's resolution and span: a point every 2 s is live enough to watch a test or a load
+# run, and ten minutes of them (300 points a line) is one small answer to draw. A sample reads the
+# registry and asks the broker for end offsets, about what a Prometheus scrape costs.
+DASHBOARD_SAMPLE_S = 2.0
+DASHBOARD_KEEP = 300
+DASHBOARD_PAGE = (resources.files("streams.http") / "static" / "dashboard.html").read_text("utf-8")
+DASHBOARD_HEADERS = page_security_headers(DASHBOARD_PAGE)
 
 
 def _gauge(name: str, help_text: str, labels: list[str]) -> Gauge:
@@ -112,6 +122,34 @@ class Metrics(View):
         await update_cluster_wide()
         # In the headers: aiohttp refuses a `content_type` argument that names a charset.
         return self.bytes(render(), headers={"Content-Type": CONTENT_TYPE})
+
+
+dashboard_history = History(DASHBOARD_KEEP, DASHBOARD_SAMPLE_S)
+
+
+async def sample_dashboard() -> None:
+    await update_consumer_lag()
+    dashboard_history.add(take_snapshot(REGISTRY.collect(), time.time(), PANEL_SAMPLES))
+
+
+app.timer(DASHBOARD_SAMPLE_S, name="dashboard_sample")(sample_dashboard)
+
+
+@app.page("/dashboard")
+class Dashboard(View):
+    """The panels of docker/grafana/homemixer.json, live, for this worker (streams/runtime/dashboard.py).
+
+    Open like /metrics, which it shows the same figures of; the page reads /dashboard/series and
+    /readyz itself."""
+
+    async def get(self, request: Request) -> Response:
+        return self.html(DASHBOARD_PAGE, headers=DASHBOARD_HEADERS)
+
+
+@app.page("/dashboard/series")
+class DashboardSeries(View):
+    async def get(self, request: Request) -> Response:
+        return self.json(dashboard_history.to_json(time.time()), headers={"Cache-Control": "no-store"})
 
 
 async def update_consumer_lag() -> None:
