@@ -1,5 +1,6 @@
-"""The page at `GET /` in a real browser: log in, page down with "Load older", like a post, follow
-a user and see their posts announced as new posts and inserted, post and see the post arrive.
+"""The pages in a real browser. `GET /`: log in, page down with "Load older", like a post and see
+its like count move, follow a user and see their posts announced as new posts and inserted, post
+and see the post arrive. `GET /dashboard`: its panels draw the traffic they watch.
 
 Headless Chromium (Debian's `chromium` package) driven by Playwright; no browser is downloaded.
 Without either, the test is skipped locally but fails under CI (CI=true), so CI cannot silently
@@ -94,7 +95,10 @@ def test_login_page_down_like_follow_and_see_new_posts(
                 liked_id = first.get_attribute("data-tweet-id")
                 like = first.locator("button[data-action=like]")
                 expect(like).to_have_attribute("aria-pressed", "false")
+                expect(first.locator(".likes")).to_have_text("0 likes")
                 like.click()
+                # The count moves once the like went through Kafka and the aggregator.
+                expect(first.locator(".likes")).to_have_text("1 like", timeout=ARRIVAL_TIMEOUT_MS)
                 expect(like).to_have_attribute("aria-pressed", "true")
                 expect(like).to_have_text("Liked")
                 # The friend is known to be followed: their posts' Follow buttons say so.
@@ -145,5 +149,44 @@ def test_login_page_down_like_follow_and_see_new_posts(
                 print(f"screenshot of the failure: {screenshot}", file=sys.stderr)
                 print("\n".join(console[-50:]), file=sys.stderr)
                 raise
+        finally:
+            browser.close()
+
+
+@pytest.mark.slow
+def test_the_dashboard_draws_its_panels_after_traffic(empty_broker: str, cluster: Cluster) -> None:
+    try:
+        from playwright.sync_api import expect, sync_playwright
+    except ImportError as exc:
+        unavailable(f"playwright is not installed ({exc}): pip install -e '.[dev]'")
+    executable = chromium_path()
+    worker = cluster.start_worker()
+    cluster.produce([activity(USER), graph("follow", USER, FRIEND)])
+    assert get_timeline(worker, USER)[0] == 200
+    cluster.produce([tweet(FRIEND) for _ in range(5)])
+    wait_timeline(worker, USER, lambda body: len(body["items"]) == 5)
+    console: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.on("console", lambda msg: console.append(f"console.{msg.type}: {msg.text}"))
+            page.on("pageerror", lambda err: console.append(f"page error: {err}"))
+            page.goto(worker.url + "/dashboard")
+            expect(page.locator("#ready-state")).to_have_text("ready", timeout=STEP_TIMEOUT_MS)
+            cluster.produce([tweet(FRIEND) for _ in range(5)])  # while the dashboard watches
+            wait_timeline(worker, USER, lambda body: len(body["items"]) == 10)
+            # A line of two points or more that rose above zero: the tweets were counted and drawn.
+            page.wait_for_function(
+                """() => [...document.querySelectorAll('svg[data-panel="tweet_rate"] path')].some(
+                     (p) => Number(p.dataset.points) >= 2 && Number(p.dataset.peak) > 0
+                       && /^M[^M]*L/.test(p.getAttribute("d")))""",
+                timeout=ARRIVAL_TIMEOUT_MS,
+            )
+            expect(page.locator('svg[data-panel="read_latency"] path').first).to_be_attached()
+            # The browser's own request for /favicon.ico is a 404; a script error or a refusal by the
+            # Content-Security-Policy is not.
+            refused = [line for line in console if "page error" in line or "Security Policy" in line]
+            assert not refused, console
         finally:
             browser.close()
