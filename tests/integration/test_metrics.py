@@ -13,6 +13,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from streams.runtime.dashboard import PANEL_SAMPLES
 from tests.harness import Cluster, WorkerProcess, metric_value, promtool
 from tests.integration.test_ranked import engagement
 from tests.integration.test_timelines import activity, get_timeline, graph, tweet, wait_timeline
@@ -80,6 +81,7 @@ def test_a_live_workers_metrics_pass_promtool_and_carry_the_contracts_names(
     used = {name for path in OPERATIONS_FILES for name in re.findall(r"\bhomemixer_\w+", path.read_text())}
     exported = {s.name for s in samples}
     assert used and used <= exported, f"used by docker/ but not exported: {sorted(used - exported)}"
+    assert PANEL_SAMPLES <= exported, f"/dashboard reads, unexported: {sorted(PANEL_SAMPLES - exported)}"
 
 
 def consumer_lags(worker: WorkerProcess) -> dict[tuple[str, str], float]:
