@@ -31,7 +31,8 @@ are rebuilt on read.
 Each format made of parts has one build function here, and one parse function where Python reads
 it back. A script that must build or parse one from what it reads in Redis does so itself, and
 only these do: `take_matured.lua` parses `{user}:{tweet}` and builds `{tweet}:{kind}`,
-`hydrate.lua` builds its candidates' keys from prefixes (the script says why), and `fanout.lua`
+`hydrate.lua` and `latest_page.lua` build their candidates' keys from prefixes (the scripts say
+why), `latest_page.lua` skips the timeline sentinel, and `fanout.lua`
 and `merge.lua` write the timeline sentinel.
 """
 
@@ -60,8 +61,11 @@ def following_key(user_id: int) -> str:
     return f"hm:fo:{user_id}"
 
 
+AUTHORED_PREFIX: Final = "hm:au:"
+
+
 def authored_key(author_id: int) -> str:
-    return f"hm:au:{author_id}"
+    return f"{AUTHORED_PREFIX}{author_id}"
 
 
 TWEET_PREFIX: Final = "hm:tw:"
