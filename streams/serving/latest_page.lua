@@ -3,13 +3,14 @@
 -- each. The merge rules stay in Python (`streams.timelines.rules.merge_timeline`).
 --   KEYS: [1] active users, [2] celebrities, [3] the user's follows, [4] blocks, [5] blocked by,
 --         [6] mutes, [7] home timeline, [8...] every partition's ready key.
---   ARGV: [1] user, [2] now (ms), [3] active since (ms), [4] candidates per source, [5] max_id or
+--   ARGV: [1] user, [2] now (ms), [3] active since (ms), [4] candidates wanted, [5] max_id or
 --         "" for the newest, [6] extra rows per sorted-set read, [7] author-tweets key prefix,
 --         [8] tweet key prefix.
 --   Returns {0} while the Redis view is not ready; {1, follows, celebrities followed} when the
 --   timeline is missing or the user was inactive (the caller rebuilds it and asks again);
 --   else {2, celebrities followed, hidden authors, pushed ids, {pulled ids per celebrity},
---   {id, author, text, ...} for every candidate, author false where the tweet is gone}.
+--   {id, author, text, ...} for each of them, author false where the tweet is gone, more}: the
+--   newest `want` candidates of all sources together, and 1 in `more` if there are others.
 -- The author-tweets and tweet keys are built here from the ids the script reads, as
 -- `hydrate.lua` does (keys.py).
 local user, now, want, max_id, slack = ARGV[1], ARGV[2], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
@@ -53,18 +54,48 @@ local pushed = newest(KEYS[7])
 local pulled = {}
 for i, celebrity in ipairs(celebrities) do pulled[i] = newest(ARGV[7] .. celebrity) end
 
-local bodies, seen = {}, {}
-local function hydrate(ids)
-  for _, id in ipairs(ids) do
-    if not seen[id] then
-      seen[id] = true
-      local fields = redis.call('HMGET', ARGV[8] .. id, 'author_id', 'text')
-      bodies[#bodies + 1] = id
-      bodies[#bodies + 1] = fields[1]
-      bodies[#bodies + 1] = fields[2]
-    end
+-- The newest `want` distinct candidates of all sources together (a k-way merge of lists that are
+-- each newest first): only those can be on the page unless filters take more than the caller's
+-- margin, and then the caller asks again for more (`more` says whether there are).
+local lists = {pushed}
+for _, ids in ipairs(pulled) do lists[#lists + 1] = ids end
+local heads = {}
+for k = 1, #lists do heads[k] = 1 end
+local function newer(a, b) return #a > #b or (#a == #b and a > b) end
+local chosen, seen = {}, {}
+while #chosen < want do
+  local best
+  for k, list in ipairs(lists) do
+    local id = list[heads[k]]
+    if id and (best == nil or newer(id, lists[best][heads[best]])) then best = k end
+  end
+  if best == nil then break end
+  local id = lists[best][heads[best]]
+  heads[best] = heads[best] + 1
+  if not seen[id] then
+    seen[id] = true
+    chosen[#chosen + 1] = id
   end
 end
-hydrate(pushed)
-for _, ids in ipairs(pulled) do hydrate(ids) end
-return {2, celebrities, hidden, pushed, pulled, bodies}
+-- A source read to `want` rows may hold more than it gave.
+local more = 0
+for k, list in ipairs(lists) do
+  if list[heads[k]] or #list == want then more = 1 end
+end
+
+-- Each source's part of the chosen, so the caller can tell pushed from pulled.
+local kept_pushed, kept_pulled = {}, {}
+for _, id in ipairs(pushed) do if seen[id] then kept_pushed[#kept_pushed + 1] = id end end
+for i, ids in ipairs(pulled) do
+  kept_pulled[i] = {}
+  for _, id in ipairs(ids) do if seen[id] then kept_pulled[i][#kept_pulled[i] + 1] = id end end
+end
+
+local bodies = {}
+for _, id in ipairs(chosen) do
+  local fields = redis.call('HMGET', ARGV[8] .. id, 'author_id', 'text')
+  bodies[#bodies + 1] = id
+  bodies[#bodies + 1] = fields[1]
+  bodies[#bodies + 1] = fields[2]
+end
+return {2, celebrities, hidden, kept_pushed, kept_pulled, bodies, more}

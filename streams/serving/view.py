@@ -175,13 +175,15 @@ class OpenedRead:
 
 @dataclass(frozen=True)
 class LatestCandidates:
-    """What a latest page is merged from: the newest candidates of each source below `max_id`,
-    and the author and text of each one the tweet store still has."""
+    """What a latest page is merged from: the newest candidates of all sources together below
+    `max_id`, by source, and the author and text of each one the tweet store still has. `more`:
+    there may be older candidates than these."""
 
     pushed: list[int]
     pulled: dict[int, list[int]]
     hidden: set[int]
     tweets: dict[int, tuple[int, str]]
+    more: bool
 
 
 @dataclass(frozen=True)
@@ -238,7 +240,7 @@ class ServingReads:
             return None
         if reply[0] == 1:
             return Rebuild({int(x) for x in reply[1]}, {int(x) for x in reply[2]})
-        _, celebrities, hidden, pushed, pulled, bodies = reply
+        _, celebrities, hidden, pushed, pulled, bodies, more = reply
         tweets = {
             int(tweet_id): (int(author), "" if text is None else text.decode())
             for tweet_id, author, text in zip(bodies[::3], bodies[1::3], bodies[2::3], strict=True)
@@ -249,6 +251,7 @@ class ServingReads:
             {int(c): [int(t) for t in ids] for c, ids in zip(celebrities, pulled, strict=True)},
             {int(x) for x in hidden},
             tweets,
+            bool(more),
         )
 
     async def last_active(self, users: Sequence[int]) -> list[int | None]:

@@ -87,19 +87,22 @@ class TimelineReader:
 
     async def latest(self, user_id: int, limit: int, max_id: int | None, now_ms: int) -> TimelineResponse:
         """The newest page below `max_id`: on a materialised timeline of an active user, one round
-        trip; otherwise one more to rebuild it first, and the read again."""
+        trip; one more to rebuild the timeline first, and more while filters leave the page short
+        of older candidates that Redis still has."""
         deadline = time.monotonic() + READY_WAIT_S
         active_since_ms = now_ms - self._active_days * DAY_MS
         rebuilt = False
+        want = limit + OVERFETCH
         while True:
             read = await self._reads.latest_page(
-                user_id, now_ms, active_since_ms, self._partitions, limit + OVERFETCH, max_id
+                user_id, now_ms, active_since_ms, self._partitions, want, max_id
             )
             if read is None:
                 if time.monotonic() > deadline:
                     raise NotReady("timelines are being restored after a Redis loss; retry shortly")
                 await asyncio.sleep(READY_POLL_S)
-            elif isinstance(read, Rebuild):
+                continue
+            if isinstance(read, Rebuild):
                 # A rebuilt timeline is materialised and the read marked the user active, so the
                 # next read is a hit; a second Rebuild would mean the view is changing under it.
                 if rebuilt:
@@ -107,20 +110,22 @@ class TimelineReader:
                 await self.rebuild(user_id, read.following, read.celebrities)
                 CACHE_REBUILDS.inc()
                 rebuilt = True
-            else:
+                continue
+            candidates = [*read.pushed, *(t for ids in read.pulled.values() for t in ids)]
+            page = merge_timeline(
+                read.pushed,
+                read.pulled,
+                limit,
+                max_id,
+                hidden_authors=read.hidden,
+                deleted={t for t in candidates if t not in read.tweets},
+                author_of={t: author for t, (author, _) in read.tweets.items()},
+            )
+            if len(page.items) == limit or not read.more:
                 break
+            want *= 2
         if not rebuilt:
             CACHE_HITS.inc()
-        candidates = [*read.pushed, *(t for ids in read.pulled.values() for t in ids)]
-        page = merge_timeline(
-            read.pushed,
-            read.pulled,
-            limit,
-            max_id,
-            hidden_authors=read.hidden,
-            deleted={t for t in candidates if t not in read.tweets},
-            author_of={t: author for t, (author, _) in read.tweets.items()},
-        )
         items = []
         for item in page.items:
             source = "rebuild" if rebuilt and item.source == "push" else item.source

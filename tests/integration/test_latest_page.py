@@ -19,7 +19,8 @@ from streams.serving.keys import (
     tweet_key,
 )
 from streams.serving.view import LatestCandidates, Rebuild, ServingReads
-from streams.timelines.cache import SENTINEL
+from streams.timelines.cache import SENTINEL, TimelineCache
+from streams.timelines.reader import TimelineReader
 from tests.harness import with_redis
 
 BASE_ID = 1_860_000_000_000_000_000  # past 2**53: neighbours share a double score
@@ -65,35 +66,60 @@ def test_a_missing_timeline_or_an_inactive_user_asks_for_a_rebuild_with_the_foll
     with_redis(redis_url, body)
 
 
-def test_candidates_below_max_id_are_exact_where_scores_collide(redis_url: str) -> None:
+def test_the_newest_candidates_of_all_sources_below_max_id_are_exact_where_scores_collide(
+    redis_url: str,
+) -> None:
     rng = random.Random(7)
     pushed = sorted(rng.sample(range(BASE_ID, BASE_ID + 2_000, 2), 400))
     pulled = sorted(rng.sample(range(BASE_ID + 1, BASE_ID + 2_000, 2), 300))
 
     async def body(redis: Redis) -> None:
-        await ready_view(redis)
-        await redis.zadd(ACTIVE, {str(USER): NOW})
-        await redis.sadd(following_key(USER), FRIEND, CELEBRITY)
-        await redis.sadd(CELEBRITIES, CELEBRITY)
-        await redis.sadd(mutes_key(USER), MUTED)
-        await redis.zadd(timeline_key(USER), {SENTINEL: 0, **{str(t): t for t in pushed}})
-        await redis.zadd(authored_key(CELEBRITY), {str(t): t for t in pulled})
-        for t in pushed[::2]:  # the other half is deleted
-            await redis.hset(tweet_key(t), mapping={"author_id": FRIEND, "text": f"t{t}"})
-        for t in pulled:
-            await redis.hset(tweet_key(t), mapping={"author_id": CELEBRITY})  # no text
-        for max_id in (None, pushed[-1], pushed[200], pulled[100], BASE_ID + 1):
+        await seed(redis, pushed, {CELEBRITY: pulled}, set(pushed[1::2]))
+        for max_id in (None, pushed[-1], pushed[200], pulled[100], pulled[3], BASE_ID + 1):
             page = await read(redis, max_id)
             assert isinstance(page, LatestCandidates)
-
-            def newest(ids: list[int], max_id: int | None = max_id) -> list[int]:
-                return sorted((t for t in ids if max_id is None or t < max_id), reverse=True)[:WANT]
-
-            assert page.pushed == newest(pushed), max_id
-            assert page.pulled == {CELEBRITY: newest(pulled)}, max_id
+            below = [t for t in pushed + pulled if max_id is None or t < max_id]
+            newest = set(sorted(below, reverse=True)[:WANT])
+            assert page.pushed == sorted(newest & set(pushed), reverse=True), max_id
+            assert page.pulled == {CELEBRITY: sorted(newest & set(pulled), reverse=True)}, max_id
             assert page.hidden == {MUTED}
-            expected = {t: (FRIEND, f"t{t}") for t in newest(pushed) if t in pushed[::2]}
-            expected |= {t: (CELEBRITY, "") for t in newest(pulled)}
+            expected = {t: (FRIEND, f"t{t}") for t in newest & set(pushed[::2])}  # the rest deleted
+            expected |= {t: (CELEBRITY, "") for t in newest & set(pulled)}
             assert page.tweets == expected, max_id
+            assert page.more == (len(below) > WANT), max_id
 
     with_redis(redis_url, body)
+
+
+def test_a_page_that_filters_leave_short_reads_on_until_it_is_full(redis_url: str) -> None:
+    """60 of the newest 80 tweets are gone (deleted), more than the read's margin: the page still
+    holds the 50 newest that are left, as the merge rules over everything in Redis say."""
+    timeline = [BASE_ID + 10 * i for i in range(300)]
+    gone = set(timeline[-80:][:60])
+
+    async def body(redis: Redis) -> None:
+        await seed(redis, timeline, {}, gone)
+        reader = TimelineReader(ServingReads(redis), TimelineCache(redis, 800), PARTITIONS, 1, 800)
+        page = await reader.latest(USER, 50, None, NOW)
+        expected = [t for t in sorted(timeline, reverse=True) if t not in gone][:50]
+        assert [item["tweet_id"] for item in page.items] == expected
+        assert page.next_max_id == expected[-1]
+
+    with_redis(redis_url, body)
+
+
+async def seed(redis: Redis, pushed: list[int], pulled: dict[int, list[int]], deleted: set[int]) -> None:
+    """A ready view; the user active, following FRIEND and CELEBRITY, muting MUTED; FRIEND's
+    tweets `pushed` in the timeline, those in `deleted` gone; the celebrities' tweets, no text."""
+    await ready_view(redis)
+    await redis.zadd(ACTIVE, {str(USER): NOW})
+    await redis.sadd(following_key(USER), FRIEND, CELEBRITY)
+    await redis.sadd(CELEBRITIES, CELEBRITY)
+    await redis.sadd(mutes_key(USER), MUTED)
+    await redis.zadd(timeline_key(USER), {SENTINEL: 0, **{str(t): t for t in pushed}})
+    for t in set(pushed) - deleted:
+        await redis.hset(tweet_key(t), mapping={"author_id": FRIEND, "text": f"t{t}"})
+    for celebrity, ids in pulled.items():
+        await redis.zadd(authored_key(celebrity), {str(t): t for t in ids})
+        for t in ids:
+            await redis.hset(tweet_key(t), mapping={"author_id": celebrity})
