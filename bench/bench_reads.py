@@ -180,14 +180,27 @@ def open_loop(url: str, label: str, rate: float, seconds: float) -> dict[str, An
     return paced(url, paths, rate, seconds, 2.0, 256)
 
 
-def closed_phase(root: Path, urls: list[str], seconds: float, title: str) -> dict[str, dict[str, float]]:
+def redis_busy(r: redis.Redis) -> float:
+    """Redis's own CPU seconds so far: what one single-threaded Redis can give the reads."""
+    info = r.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def closed_phase(
+    root: Path, urls: list[str], seconds: float, title: str, r: redis.Redis
+) -> dict[str, dict[str, float]]:
     say(f"\n{title}: wrk -t1 -c{WRK_CONNECTIONS // len(urls)} per worker, {seconds:.0f} s each")
-    figures = {label: wrk(root, urls, label, seconds) for label in PATHS}
+    figures = {}
+    for label in PATHS:
+        busy = redis_busy(r)
+        f = figures[label] = wrk(root, urls, label, seconds)
+        f["redis_ms"] = (redis_busy(r) - busy) / (f["rate"] * round(seconds)) * 1000
     base = figures["healthz"]["rate"]
     for label, f in figures.items():
         say(
             f"  {label:>8}: {f['rate']:8.0f} req/s ({f['rate'] / base:.2f}x healthz)  p50 {f['p50']:6.2f} ms"
             f"  p99 {f['p99']:6.2f} ms  p99.9 {f['p999']:6.2f} ms  failed {f['failed']:.0f}"
+            f"  Redis CPU {f['redis_ms']:.3f} ms/request"
         )
     return figures
 
@@ -204,7 +217,8 @@ def main(seconds: float, workers: int) -> None:
             say(f"seeding {USERS} users, {len(AUTHORS)} authors, {len(CELEBRITIES)} celebrities ...")
             seed(cluster, random.Random(16))
             check_pages(first)
-            closed_phase(root, [first.url], seconds, "1 worker, closed loop")
+            r = redis.Redis.from_url(cluster.redis_url)
+            closed_phase(root, [first.url], seconds, "1 worker, closed loop", r)
             say(f"\n1 worker, open loop ({seconds:.0f} s after 2 s of warm-up)")
             for label, rate in (("healthz", 2000), ("latest", 2000), ("ranked", 200)):
                 r = open_loop(first.url, label, rate, seconds)

@@ -19,8 +19,9 @@ from streams.snowflake import snowflake_ms
 from streams.timelines.cache import TimelineCache
 from streams.timelines.rules import DAY_MS, is_active, merge_timeline
 
-# Candidates fetched beyond `limit` per source, so that filtered ones rarely leave a page short.
-OVERFETCH = 50
+# Candidates hydrated beyond `limit`, so that filtered ones rarely cost a second round trip; each
+# one costs Redis a command in the read's script.
+OVERFETCH = 10
 # How long a read waits for the workers to write the Redis view back after a Redis loss.
 READY_WAIT_S = 15.0
 READY_POLL_S = 0.1
