@@ -23,10 +23,15 @@ end
 -- The newest `want` ids below max_id, the sentinel "0" left out. Scores are doubles, so the read
 -- is inclusive of max_id's score and pages on while ids at or above max_id fill the rows.
 local function newest(key)
-  local upper = max_id == '' and '+inf' or max_id
+  if max_id == '' then
+    -- The first page needs no filter: the sentinel, scored 0, can only be the last row.
+    local rows = redis.call('ZREVRANGEBYSCORE', key, '+inf', '-inf', 'LIMIT', 0, want + 1)
+    if rows[#rows] == '0' or #rows > want then rows[#rows] = nil end
+    return rows
+  end
   local out, offset, rows_per_read = {}, 0, want + slack
   while true do
-    local rows = redis.call('ZREVRANGEBYSCORE', key, upper, '-inf', 'LIMIT', offset, rows_per_read)
+    local rows = redis.call('ZREVRANGEBYSCORE', key, max_id, '-inf', 'LIMIT', offset, rows_per_read)
     for _, id in ipairs(rows) do
       if id ~= '0' and below(id) then
         out[#out + 1] = id
@@ -57,39 +62,43 @@ for i, celebrity in ipairs(celebrities) do pulled[i] = newest(ARGV[7] .. celebri
 -- The newest `want` distinct candidates of all sources together (a k-way merge of lists that are
 -- each newest first): only those can be on the page unless filters take more than the caller's
 -- margin, and then the caller asks again for more (`more` says whether there are).
-local lists = {pushed}
-for _, ids in ipairs(pulled) do lists[#lists + 1] = ids end
-local heads = {}
-for k = 1, #lists do heads[k] = 1 end
-local function newer(a, b) return #a > #b or (#a == #b and a > b) end
-local chosen, seen = {}, {}
+-- Each source keeps its part of them, so the caller can tell pushed from pulled (a tweet both
+-- pushed and pulled is in both).
+local lists, kept, head, current = {pushed}, {{}}, {}, {}
+for i, ids in ipairs(pulled) do
+  lists[i + 1] = ids
+  kept[i + 1] = {}
+end
+for k, list in ipairs(lists) do
+  head[k] = 1
+  current[k] = list[1]
+end
+local chosen, seen, sources = {}, {}, #lists
 while #chosen < want do
-  local best
-  for k, list in ipairs(lists) do
-    local id = list[heads[k]]
-    if id and (best == nil or newer(id, lists[best][heads[best]])) then best = k end
+  local best, best_id = nil, nil
+  for k = 1, sources do
+    local id = current[k]
+    if id and (best_id == nil or #id > #best_id or (#id == #best_id and id > best_id)) then
+      best, best_id = k, id
+    end
   end
   if best == nil then break end
-  local id = lists[best][heads[best]]
-  heads[best] = heads[best] + 1
-  if not seen[id] then
-    seen[id] = true
-    chosen[#chosen + 1] = id
+  head[best] = head[best] + 1
+  current[best] = lists[best][head[best]]
+  local part = kept[best]
+  part[#part + 1] = best_id
+  if not seen[best_id] then
+    seen[best_id] = true
+    chosen[#chosen + 1] = best_id
   end
 end
 -- A source read to `want` rows may hold more than it gave.
 local more = 0
 for k, list in ipairs(lists) do
-  if list[heads[k]] or #list == want then more = 1 end
+  if current[k] or #list == want then more = 1 end
 end
-
--- Each source's part of the chosen, so the caller can tell pushed from pulled.
-local kept_pushed, kept_pulled = {}, {}
-for _, id in ipairs(pushed) do if seen[id] then kept_pushed[#kept_pushed + 1] = id end end
-for i, ids in ipairs(pulled) do
-  kept_pulled[i] = {}
-  for _, id in ipairs(ids) do if seen[id] then kept_pulled[i][#kept_pulled[i] + 1] = id end end
-end
+local kept_pulled = {}
+for k = 2, sources do kept_pulled[k - 1] = kept[k] end
 
 local bodies = {}
 for _, id in ipairs(chosen) do
@@ -98,4 +107,4 @@ for _, id in ipairs(chosen) do
   bodies[#bodies + 1] = fields[1]
   bodies[#bodies + 1] = fields[2]
 end
-return {2, celebrities, hidden, kept_pushed, kept_pulled, bodies, more}
+return {2, celebrities, hidden, kept[1], kept_pulled, bodies, more}
