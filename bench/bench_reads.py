@@ -221,17 +221,17 @@ def main(seconds: float, workers: int) -> None:
             closed_phase(root, [first.url], seconds, "1 worker, closed loop", r)
             say(f"\n1 worker, open loop ({seconds:.0f} s after 2 s of warm-up)")
             for label, rate in (("healthz", 2000), ("latest", 2000), ("ranked", 200)):
-                r = open_loop(first.url, label, rate, seconds)
-                lat = [x * 1000 for x in r["latencies"]]
+                run = open_loop(first.url, label, rate, seconds)
+                lat = [x * 1000 for x in run["latencies"]]
                 say(
-                    f"  {label:>8} at {rate}/s: achieved {r['achieved']:7.0f}/s  p50 {pct(lat, 50):6.2f} ms"
-                    f"  p99 {pct(lat, 99):6.2f} ms  statuses {r['statuses']}  skipped {r['skipped']}"
+                    f"  {label:>8} at {rate}/s: achieved {run['achieved']:7.0f}/s"
+                    f"  p50 {pct(lat, 50):6.2f} ms  p99 {pct(lat, 99):6.2f} ms"
+                    f"  statuses {run['statuses']}  skipped {run['skipped']}"
                 )
             if workers > 1:
                 others = [cluster.start_worker(f"w{i + 1}", **env) for i in range(1, workers)]
-                closed_phase(
-                    root, [w.url for w in [first, *others]], seconds, f"{workers} workers, closed loop"
-                )
+                urls = [w.url for w in [first, *others]]
+                closed_phase(root, urls, seconds, f"{workers} workers, closed loop", r)
     finally:
         broker.stop()
         redis_server.stop()
