@@ -5,7 +5,7 @@ Mastodon's FeedManager (`feed:home:<id>`):
 
 | key | type | member | score | what |
 | --- | --- | --- | --- | --- |
-| `hm:tl:{user_id}` | sorted set | tweet id, decimal | tweet id | materialised home timeline |
+| `{app}:tl:{user_id}` | sorted set | tweet id, decimal | tweet id | materialised home timeline |
 |                   |            | `"0"` (sentinel)  | 0        | "materialised", even if empty |
 
 Existence is meaning. A timeline key exists exactly when the timeline is materialised: fanout only
@@ -41,7 +41,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from streams.serving.keys import READ_SLACK, TIMELINE_PREFIX, timeline_key
+from streams.serving.keys import READ_SLACK, timeline_key
 from streams.serving.scripts import Script
 
 # Packs a command into RESP bytes in C; None without hiredis, when redis-py's own packer does the job.
@@ -75,7 +75,7 @@ Call = tuple[Script, list[Any]]
 
 
 class TimelineCache:
-    """Writes and reads of materialised home timelines (`hm:tl:{user_id}`).
+    """Writes and reads of materialised home timelines (`{app}:tl:{user_id}`).
 
     Every write is idempotent: ZADD of the same member with the same score changes nothing and
     ZREM of an absent member is a no-op, so a replayed event (or a retried batch) never
@@ -132,7 +132,7 @@ class TimelineCache:
                     yield keys, args
                     keys, args, load = [], list(head), 0
                 part = user_ids[start : start + max(1, (LUA_CHUNK - load) // per_user)]
-                keys += [f"{TIMELINE_PREFIX}{user_id}" for user_id in part]
+                keys += [timeline_key(user_id) for user_id in part]
                 args.append(per_user)
                 args += tweet_ids
                 args.append(len(part))
