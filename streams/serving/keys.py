@@ -64,7 +64,11 @@ def app_prefix(app_id: str) -> str:
 
 def app_pattern(app_id: str) -> str:
     """A SCAN MATCH pattern for every Redis key of the app `app_id`, and no other app's."""
-    escaped = "".join(f"\\{c}" if c in _GLOB_SPECIAL else c for c in app_prefix(app_id))
+    return _starting_with(app_prefix(app_id))
+
+
+def _starting_with(prefix: str) -> str:
+    escaped = "".join(f"\\{c}" if c in _GLOB_SPECIAL else c for c in prefix)
     return f"{escaped}*"
 
 
@@ -82,6 +86,11 @@ class RedisKeys:
     @property
     def timeline_prefix(self) -> str:
         return f"{self.prefix}tl:"
+
+    @property
+    def timeline_pattern(self) -> str:
+        """A SCAN MATCH pattern for every home timeline."""
+        return _starting_with(self.timeline_prefix)
 
     @property
     def tweet_prefix(self) -> str:
@@ -162,6 +171,7 @@ KEYS: Final = RedisKeys(app_id_from_env())
 
 PREFIX: Final = KEYS.prefix
 TIMELINE_PREFIX: Final = KEYS.timeline_prefix
+TIMELINE_PATTERN: Final = KEYS.timeline_pattern
 TWEET_PREFIX: Final = KEYS.tweet_prefix
 CALIBRATION_SERVED_PREFIX: Final = KEYS.calibration_served_prefix
 CELEBRITIES: Final = KEYS.celebrities

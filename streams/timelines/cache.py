@@ -41,8 +41,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from streams.serving.keys import READ_SLACK, timeline_key
+from streams.serving.keys import READ_SLACK, TIMELINE_PATTERN, timeline_key
 from streams.serving.scripts import Script
+from streams.serving.sweep import SWEEP_BATCH, unlink_matching
 
 # Packs a command into RESP bytes in C; None without hiredis, when redis-py's own packer does the job.
 HiredisPack = Callable[[tuple[str | bytes | int, ...]], bytes]
@@ -214,6 +215,17 @@ class TimelineCache:
             if len(out) >= limit or len(rows) < want:
                 return out[:limit]
             offset += want
+
+    async def clear(self, user_ids: Sequence[int]) -> int:
+        """Drop these timelines (each is rebuilt when next read); returns how many existed."""
+        dropped = 0
+        for part in _chunks(user_ids, SWEEP_BATCH):
+            dropped += int(await self._redis.unlink(*(timeline_key(u) for u in part)))
+        return dropped
+
+    async def clear_all(self, progress: Callable[[int], None]) -> int:
+        """Drop every timeline; `progress` hears the running total."""
+        return await unlink_matching(self._redis, TIMELINE_PATTERN, progress)
 
     async def exists(self, user_id: int) -> bool:
         """Whether the timeline is materialised."""
