@@ -290,7 +290,8 @@ def feeds_build(user: int | None, all_users: bool) -> None:
         )
         users = [user] if user is not None else await reads.known_users()
         for done, user_id in enumerate(users, 1):
-            await reader.rebuild(user_id, await reads.user_context(user_id))
+            context = await reads.user_context(user_id)
+            await reader.rebuild(user_id, context.following, context.celebrities)
             if all_users:
                 click.echo(f"built {done}/{len(users)} users")
         return len(users)

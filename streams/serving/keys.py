@@ -37,7 +37,8 @@ are its members, so that callers import a key's builder and not the app id.
 Each format made of parts has one build function here, and one parse function where Python reads
 it back. A script that must build or parse one from what it reads in Redis does so itself, and
 only these do: `take_matured.lua` parses `{user}:{tweet}` and builds `{tweet}:{kind}`,
-`hydrate.lua` builds its candidates' keys from prefixes (the script says why), and `fanout.lua`
+`hydrate.lua` and `latest_page.lua` build their candidates' keys from prefixes (the scripts say
+why), `latest_page.lua` skips the timeline sentinel, and `fanout.lua`
 and `merge.lua` write the timeline sentinel.
 """
 
@@ -97,6 +98,10 @@ class RedisKeys:
         return f"{self.prefix}tw:"
 
     @property
+    def authored_prefix(self) -> str:
+        return f"{self.prefix}au:"
+
+    @property
     def calibration_served_prefix(self) -> str:
         return f"{self.prefix}cal:"
 
@@ -128,7 +133,7 @@ class RedisKeys:
         return f"{self.prefix}fo:{user_id}"
 
     def authored_key(self, author_id: int) -> str:
-        return f"{self.prefix}au:{author_id}"
+        return f"{self.authored_prefix}{author_id}"
 
     def tweet_key(self, tweet_id: int) -> str:
         return f"{self.tweet_prefix}{tweet_id}"
@@ -173,6 +178,7 @@ PREFIX: Final = KEYS.prefix
 TIMELINE_PREFIX: Final = KEYS.timeline_prefix
 TIMELINE_PATTERN: Final = KEYS.timeline_pattern
 TWEET_PREFIX: Final = KEYS.tweet_prefix
+AUTHORED_PREFIX: Final = KEYS.authored_prefix
 CALIBRATION_SERVED_PREFIX: Final = KEYS.calibration_served_prefix
 CELEBRITIES: Final = KEYS.celebrities
 ACTIVE: Final = KEYS.active

@@ -20,9 +20,11 @@ from streams.graph.tweet_store import Tweet
 from streams.mixer.features import pack_stored, stored_layout
 from streams.serving.keys import (
     ACTIVE,
+    AUTHORED_PREFIX,
     CELEBRITIES,
     READ_SLACK,
     TRENDING,
+    TWEET_PREFIX,
     authored_key,
     blocked_by_key,
     blocks_key,
@@ -140,6 +142,7 @@ class UserContext:
 
 
 HGETALL_MANY = Script("streams.serving", "hgetall_many.lua")
+LATEST_PAGE = Script("streams.serving", "latest_page.lua")
 HGET_MANY = Script("streams.serving", "hget_many.lua")
 
 
@@ -168,6 +171,27 @@ class OpenedRead:
     context: UserContext
     # The home timeline is in Redis (it may still need a rebuild if the user was inactive).
     materialised: bool
+
+
+@dataclass(frozen=True)
+class LatestCandidates:
+    """What a latest page is merged from: the newest candidates of all sources together below
+    `max_id`, by source, and the author and text of each one the tweet store still has. `more`:
+    there may be older candidates than these."""
+
+    pushed: list[int]
+    pulled: dict[int, list[int]]
+    hidden: set[int]
+    tweets: dict[int, tuple[int, str]]
+    more: bool
+
+
+@dataclass(frozen=True)
+class Rebuild:
+    """The home timeline is missing or the user was inactive: rebuilt from these, then read."""
+
+    following: set[int]
+    celebrities: set[int]
 
 
 class ServingReads:
@@ -205,6 +229,41 @@ class ServingReads:
         """Every user the pipeline has seen do anything (the activity index), in id order."""
         members: list[Any] = await self._redis.zrange(ACTIVE, 0, -1)
         return sorted(int(u) for u in members)
+
+    async def latest_page(
+        self, user: int, now_ms: int, active_since_ms: int, partitions: int, want: int, max_id: int | None
+    ) -> LatestCandidates | Rebuild | None:
+        """A latest read's Redis work in one round trip (`latest_page.lua`): None while the Redis
+        view is not ready. Marks the user active, after reading whether they were."""
+        keys = [
+            ACTIVE,
+            CELEBRITIES,
+            following_key(user),
+            blocks_key(user),
+            blocked_by_key(user),
+            mutes_key(user),
+            timeline_key(user),
+            *(ready_key(p) for p in range(partitions)),
+        ]
+        args = [user, now_ms, active_since_ms, want, "" if max_id is None else max_id, READ_SLACK]
+        reply = await LATEST_PAGE(self._redis, keys, [*args, AUTHORED_PREFIX, TWEET_PREFIX])
+        if reply[0] == 0:
+            return None
+        if reply[0] == 1:
+            return Rebuild({int(x) for x in reply[1]}, {int(x) for x in reply[2]})
+        _, celebrities, hidden, pushed, pulled, bodies, more = reply
+        tweets = {
+            int(tweet_id): (int(author), "" if text is None else text.decode())
+            for tweet_id, author, text in zip(bodies[::3], bodies[1::3], bodies[2::3], strict=True)
+            if author is not None
+        }
+        return LatestCandidates(
+            [int(t) for t in pushed],
+            {int(c): [int(t) for t in ids] for c, ids in zip(celebrities, pulled, strict=True)},
+            {int(x) for x in hidden},
+            tweets,
+            bool(more),
+        )
 
     async def last_active(self, users: Sequence[int]) -> list[int | None]:
         if not users:

@@ -15,7 +15,7 @@ import redis
 
 from streams.http.auth import mint_token
 from tests.harness import Cluster, WorkerProcess
-from tests.integration.test_timelines import SECRET, activity, get_timeline, graph, tweet
+from tests.integration.test_timelines import SECRET, activity, get_timeline, graph, tweet, wait_timeline
 
 
 def test_a_background_ranked_refresh_records_nothing_and_an_explicit_read_does(
@@ -99,6 +99,9 @@ def test_buttons_publish_contract_events_and_the_stream_announces_new_items(
     theirs = tweet(author)
     cluster.produce([theirs])
     tweet_id = theirs[2]["tweet_id"]
+    # A follow merges in the tweets the author's list has: wait until it has this one (the author's
+    # own timeline, rebuilt from that list, shows it), or the follow may come first and miss it.
+    wait_timeline(worker, author, lambda body: len(body["items"]) == 1)
 
     events: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
     threading.Thread(target=stream_events, args=(worker, viewer, events), daemon=True).start()
