@@ -219,6 +219,17 @@ class ServingReads:
         present, *context, materialised, _ = await pipe.execute()
         return OpenedRead(present == partitions, _user_context(context), bool(materialised))
 
+    async def user_context(self, user: int) -> UserContext:
+        """The user's context, as a read sees it, without marking the user active."""
+        pipe = self._redis.pipeline(transaction=False)
+        _queue_user_context(pipe, user)
+        return _user_context(await pipe.execute())
+
+    async def known_users(self) -> list[int]:
+        """Every user the pipeline has seen do anything (the activity index), in id order."""
+        members: list[Any] = await self._redis.zrange(ACTIVE, 0, -1)
+        return sorted(int(u) for u in members)
+
     async def latest_page(
         self, user: int, now_ms: int, active_since_ms: int, partitions: int, want: int, max_id: int | None
     ) -> LatestCandidates | Rebuild | None:

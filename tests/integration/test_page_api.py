@@ -14,7 +14,6 @@ import orjson
 import redis
 
 from streams.http.auth import mint_token
-from streams.serving.keys import adaptation_key, served_key
 from tests.harness import Cluster, WorkerProcess
 from tests.integration.test_timelines import SECRET, activity, get_timeline, graph, tweet, wait_timeline
 
@@ -37,7 +36,11 @@ def test_a_background_ranked_refresh_records_nothing_and_an_explicit_read_does(
 
     def counts() -> tuple[float, dict[bytes, bytes], int]:
         served = worker.metric("homemixer_ab_served", bucket=bucket)
-        return served, store.hgetall(adaptation_key(bucket)), store.zcard(served_key(viewer))
+        return (
+            served,
+            store.hgetall(cluster.keys.adaptation_key(bucket)),
+            store.zcard(cluster.keys.served_key(viewer)),
+        )
 
     before = counts()
     assert before[0] == 0 and before[2] == 0, "record=0 reads were recorded as served"
