@@ -26,8 +26,8 @@ each figure printed next to a baseline measured in the same run:
    request's start to its body read, in the client; the achieved rate is printed too.
 3. Freshness: tweet_create events at 2,300/s for 20 s from a second process, authors drawn
    uniformly from all users (so fanout sizes follow the power-law follower counts); a tweet is
-   visible when its id is in every eligible recipient's `hm:tl:{user}` (author and followers;
-   for a celebrity, whose tweets are pulled on read, in `hm:au:{author}`). Measured by polling
+   visible when its id is in every eligible recipient's `{app}:tl:{user}` (author and followers;
+   for a celebrity, whose tweets are pulled on read, in `{app}:au:{author}`). Measured by polling
    Redis from this process; the time is taken after the poll's reply (an upper bound, late by
    up to the 50 ms probe interval plus a 20 ms round). Each pending tweet's last recipient is
    probed at most every 50 ms and at most 40,000 tweets a second in all (oldest first, a quarter
@@ -69,7 +69,7 @@ from confluent_kafka.admin import AdminClient
 from streams.dev.demo import Workload, produce
 from streams.dev.embedded import free_port, start_redis, terminate
 from streams.http.auth import mint_token
-from streams.serving.keys import authored_key, timeline_key
+from streams.serving.keys import TIMELINE_PREFIX, authored_key, timeline_key
 from streams.snowflake import SnowflakeGenerator
 from tests.brokers import RunningBroker, broker_kind, start_test_broker
 from tests.harness import metric_value
@@ -734,14 +734,14 @@ def freshness_phase(
             keys = [timeline_key(u) for u in (author, *followers.get(author, ()))]
             pushed += len(keys)
         checks.append((keys, str(tid)))
-    celebs = sum(1 for keys, _ in checks if not keys[0].startswith("hm:tl:"))
+    celebs = sum(1 for keys, _ in checks if not keys[0].startswith(TIMELINE_PREFIX))
     sizes = sorted(len(k) for k, _ in checks)
     say(
         f"freshness: {n:,} tweets at {rate:,}/s for {seconds:.0f} s, "
         f"authors uniform over {USERS:,} users: "
         f"{pushed:,} deliveries ({pushed / seconds:,.0f}/s), "
         f"recipients per tweet p50 {pct(sizes, 50)}, "
-        f"p99 {pct(sizes, 99)}, max {sizes[-1]:,}; {celebs} by celebrities (checked in hm:au)"
+        f"p99 {pct(sizes, 99)}, max {sizes[-1]:,}; {celebs} by celebrities (checked in their authored sets)"
     )
     present = bench.redis.register_script(PRESENT_LUA)
     applied0 = bench.metric("homemixer_messages_total", topic="content_events", outcome="applied")

@@ -1,4 +1,4 @@
-"""The `homemixer` command: `up` (everything on one machine), `worker`, `token`."""
+"""The `homemixer` command: `up` (everything on one machine), `worker`, `token`, `reset`, `feeds`."""
 
 from __future__ import annotations
 
@@ -11,10 +11,13 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import FrameType
+from typing import TypeVar
 
 import click
+from redis.asyncio import Redis as AsyncRedis
 
 from streams.settings import DEFAULT_WEB_PORT, Settings, unsafe_secret
 
@@ -202,6 +205,133 @@ def _start_demo(broker_addr: str, rate: float, users: int) -> None:
 
     thread = threading.Thread(target=run_demo, args=(broker_addr, rate, users), name="demo", daemon=True)
     thread.start()
+
+
+@cli.command()
+@click.option("--yes", is_flag=True, help="Delete without asking.")
+def reset(yes: bool) -> None:
+    """Delete everything derived under HOMEMIXER_APP_ID, to reprocess the sources from the start.
+
+    Deletes the app's internal and changelog topics, its consumer group and snapshot index
+    groups, HOMEMIXER_DATA_DIR and its Redis keys. Source and sink topics stay. Refuses while
+    workers of the app id run (the group has members, or the data dir's stores are open).
+    """
+    import asyncio
+
+    import topologies  # noqa: F401  (registers the nodes, whose topics and stores are deleted)
+    from streams.app import settings
+    from streams.ops.reset import KafkaReset, ResetPlan, held_locks, remove_data_dir, running_reason
+    from streams.serving.keys import app_pattern
+    from streams.serving.sweep import count_matching, unlink_matching
+    from topologies.topics import CHANGELOGS, app_topic_names, snapshot_index_groups
+
+    kafka = KafkaReset(settings.bootstrap_servers)
+    if (reason := running_reason(kafka.members(settings.app_id), held_locks(settings.data_dir))) is not None:
+        raise click.ClickException(reason)
+    counts = kafka.partition_counts()
+    changelogs = [t.get_topic_name() for t in CHANGELOGS]
+    candidates = snapshot_index_groups(lambda topic: counts.get(topic, 0))
+    pattern = app_pattern(settings.app_id)
+    plan = ResetPlan(
+        settings.app_id,
+        [t for t in app_topic_names() if t in counts],
+        kafka.groups(settings.app_id, changelogs, candidates),
+        settings.data_dir if settings.data_dir.exists() else None,
+        asyncio.run(_with_redis(settings.redis_url, lambda r: count_matching(r, pattern))),
+    )
+    click.echo("\n".join(plan.describe()))
+    if not yes:
+        click.confirm("Delete all of this?", abort=True)
+    kafka.delete_groups(plan.groups)
+    click.echo(f"deleted {len(plan.groups)} consumer groups")
+    kafka.delete_topics(plan.topics)
+    click.echo(f"deleted {len(plan.topics)} topics")
+    if plan.data_dir is not None:
+        remove_data_dir(plan.data_dir)
+        click.echo(f"deleted {plan.data_dir}")
+    total = plan.redis_keys
+
+    def progress(n: int) -> None:
+        click.echo(f"redis: {n}/{total} keys unlinked")
+
+    done = asyncio.run(_with_redis(settings.redis_url, lambda r: unlink_matching(r, pattern, progress)))
+    click.echo(f"reset done: {done} Redis keys unlinked")
+
+
+@cli.group()
+def feeds() -> None:
+    """Materialise or drop home timelines in Redis (like Mastodon's `tootctl feeds`)."""
+
+
+def _feed_users(user: int | None, all_users: bool) -> None:
+    if (user is None) == (not all_users):
+        raise click.UsageError("give exactly one of --user ID or --all")
+
+
+@feeds.command("build")
+@click.option("--user", type=click.IntRange(min=1), help="The user whose timeline to build.")
+@click.option("--all", "all_users", is_flag=True, help="Every user the pipeline has seen.")
+def feeds_build(user: int | None, all_users: bool) -> None:
+    """Rebuild timelines from the follow graph and the authors' tweets, as a read rebuilds one."""
+    import asyncio
+
+    from streams.serving.view import ServingReads
+    from streams.timelines.cache import TimelineCache
+    from streams.timelines.reader import TimelineReader
+
+    _feed_users(user, all_users)
+    settings = Settings.from_env()
+
+    async def build(redis: AsyncRedis) -> int:
+        reads = ServingReads(redis)
+        cache = TimelineCache(redis, settings.timeline_max)
+        reader = TimelineReader(
+            reads, cache, settings.partitions, settings.active_days, settings.timeline_max
+        )
+        users = [user] if user is not None else await reads.known_users()
+        for done, user_id in enumerate(users, 1):
+            context = await reads.user_context(user_id)
+            await reader.rebuild(user_id, context.following, context.celebrities)
+            if all_users:
+                click.echo(f"built {done}/{len(users)} users")
+        return len(users)
+
+    built = asyncio.run(_with_redis(settings.redis_url, build))
+    click.echo(f"built {built} timelines")
+
+
+@feeds.command("clear")
+@click.option("--user", type=click.IntRange(min=1), help="The user whose timeline to drop.")
+@click.option("--all", "all_users", is_flag=True, help="Every timeline.")
+def feeds_clear(user: int | None, all_users: bool) -> None:
+    """Drop materialised timelines; each is rebuilt when next read."""
+    import asyncio
+
+    from streams.timelines.cache import TimelineCache
+
+    _feed_users(user, all_users)
+    settings = Settings.from_env()
+
+    async def clear(redis: AsyncRedis) -> int:
+        cache = TimelineCache(redis, settings.timeline_max)
+        if user is not None:
+            return await cache.clear([user])
+        return await cache.clear_all(lambda n: click.echo(f"cleared {n} timelines so far"))
+
+    cleared = asyncio.run(_with_redis(settings.redis_url, clear))
+    click.echo(f"cleared {cleared} timelines")
+
+
+T = TypeVar("T")
+
+
+async def _with_redis(url: str, body: Callable[[AsyncRedis], Awaitable[T]]) -> T:
+    """`body` run with an asyncio Redis client of `url`, closed after it."""
+    client = AsyncRedis.from_url(url)
+    try:
+        return await body(client)
+    finally:
+        await client.aclose()
 
 
 def main() -> None:

@@ -46,6 +46,8 @@ DEFAULT_ACTION_RATE = 300
 # How often an open new-items stream looks for new items in its user's timeline.
 DEFAULT_EVENTS_POLL_MS = 1000
 DEFAULT_PARTITIONS = 4
+# The Faust app id: the consumer group, the start of internal topic names and of Redis keys.
+DEFAULT_APP_ID = "homemixer"
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -74,6 +76,12 @@ def _secrets(env: Mapping[str, str]) -> tuple[str, ...]:
     if "" in secrets:
         raise SystemExit("HOMEMIXER_SECRET lists an empty secret (two commas, or one at an end)")
     return secrets
+
+
+def app_id_from_env(env: Mapping[str, str] | None = None) -> str:
+    """HOMEMIXER_APP_ID, which the Redis key layout reads without the rest of the settings."""
+    env = os.environ if env is None else env
+    return env.get("HOMEMIXER_APP_ID") or DEFAULT_APP_ID
 
 
 @dataclass(frozen=True)
@@ -106,7 +114,7 @@ class Settings:
     # Short group-join timeouts: the embedded broker answers at once, and Faust's defaults make
     # the first join take 30 s there (FIELD_NOTES). Production keeps Faust's defaults.
     fast_rebalance: bool = False
-    app_id: str = "homemixer"
+    app_id: str = DEFAULT_APP_ID
     # Stops the ranking bandit and the calibration fit from learning: every bucket serves its best
     # strategy so far, and the scorer keeps its current calibration.
     freeze_learning: bool = False
@@ -149,7 +157,7 @@ class Settings:
             events_poll_ms=_positive(env, "HOMEMIXER_EVENTS_POLL_MS", DEFAULT_EVENTS_POLL_MS),
             partitions=_int(env, "HOMEMIXER_PARTITIONS", DEFAULT_PARTITIONS),
             fast_rebalance=env.get("HOMEMIXER_FAST_REBALANCE", "") in ("1", "true", "yes"),
-            app_id=env.get("HOMEMIXER_APP_ID", "homemixer"),
+            app_id=app_id_from_env(env),
             freeze_learning=env.get("HOMEMIXER_FREEZE_LEARNING", "") in ("1", "true", "yes"),
             calibration_label_s=_int(env, "HOMEMIXER_CALIBRATION_LABEL_S", DEFAULT_CALIBRATION_LABEL_S),
             standby_replicas=_int(env, "HOMEMIXER_STANDBY_REPLICAS", 0),

@@ -26,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from streams.dev.embedded import free_port, terminate
+from streams.serving.keys import RedisKeys
 
 WORKER_READY_TIMEOUT_S = 60.0
 
@@ -123,6 +124,11 @@ class Cluster:
             for worker in self.workers:
                 tail = worker.log.read_text(errors="replace")[-4000:]
                 print(f"--- {worker.name} log tail ---\n{tail}", file=sys.stderr)
+
+    @property
+    def keys(self) -> RedisKeys:
+        """The Redis keys of this cluster's workers (whose app id is not this process's)."""
+        return RedisKeys(self.app_id)
 
     def env(self, **extra: str) -> dict[str, str]:
         return {

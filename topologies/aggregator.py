@@ -2,8 +2,8 @@
 
 Consumes: the parser's engagement routes, keyed by tweet, author and user. Emits: one feature
 vector per entity the batch updated, stamped with the entity's event-time high-water mark, and
-the ranker's view of it to Redis (`hm:f:<entity>`; `hm:ni:<user>` for `not_interested`; a tweet's
-like count, `hm:lk:<tweet>`, for the page), credits
+the ranker's view of it to Redis (`{app}:f:<entity>`; `{app}:ni:<user>` for `not_interested`; a tweet's
+like count, `{app}:lk:<tweet>`, for the page), credits
 positive engagements on ranked-served tweets to the bucket and strategy that served them, and
 marks every engagement on a ranked-served tweet as its outcome for the calibration fit.
 Keeps: per entity, the undecayed totals and the decayed values as of that mark (decayed lazily,

@@ -2,7 +2,7 @@
 
 Consumes: the five source topics. Emits: `system_events` dead letters, each applied event to the
 internal topics of its ROUTES (keyed for the node that reads it), and users' latest activity to
-Redis (`hm:active`, for fanout's active-follower rule). Keeps: per partition, the
+Redis (`{app}:active`, for fanout's active-follower rule). Keeps: per partition, the
 event ids it applied (bounded by event time) and the offset its state reflects.
 """
 

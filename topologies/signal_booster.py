@@ -2,7 +2,7 @@
 
 Consumes: the parser's `signals-by-tweet` route (one message per tweet a signal names). Emits: a
 `tweet:<id>` vector (`signal.boost.decayed.<half-life>`, `signal.count.total`) per tweet the batch
-touched to `real_time_features`, and to Redis for the ranker (`hm:f:signal:<id>`, `hm:trending`).
+touched to `real_time_features`, and to Redis for the ranker (`{app}:f:signal:<id>`, `{app}:trending`).
 Keeps: per tweet, the boost as of its latest signal.
 """
 

@@ -254,7 +254,31 @@ app.task(restore_assigned_stores)
 
 
 def all_topic_names() -> list[str]:
+    return [*SOURCE_TOPICS, *SINK_TOPICS, *internal_topic_names()]
+
+
+def internal_topic_names() -> list[str]:
+    """The topics between nodes and the changelogs: this app id's, derived from its sources."""
     internal = [t.get_topic_name() for routes in ROUTES.values() for t, _ in routes]
     internal.append(feature_updates.get_topic_name())
     changelogs = [t.get_topic_name() for t in CHANGELOGS]
-    return [*SOURCE_TOPICS, *SINK_TOPICS, *internal, *changelogs]
+    return [*internal, *changelogs]
+
+
+def app_topic_names() -> list[str]:
+    """Every topic of this app id, to delete on `homemixer reset`: the internal ones and the
+    one Faust's leader assignor creates (faust/assignor/leader_assignor.py names it so)."""
+    return [*internal_topic_names(), f"{app.conf.id}-__assignor-__leader"]
+
+
+def snapshot_index_groups(partitions_of: Callable[[str], int]) -> list[str]:
+    """The snapshot index group of every store the stateful nodes may have kept, given each
+    input topic's partition count."""
+    groups = {
+        group
+        for state, inputs in STATEFUL
+        for topic in sorted(inputs)
+        for p in range(partitions_of(topic))
+        if (group := state.snapshot_index_group(TP(topic, p))) is not None
+    }
+    return sorted(groups)

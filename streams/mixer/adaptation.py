@@ -251,5 +251,5 @@ class Adaptation:
         return out
 
     def to_dict(self) -> dict[str, dict[str, float]]:
-        """Bucket -> flat numbers: one Redis hash per bucket (`hm:adapt:<bucket>`)."""
+        """Bucket -> flat numbers: one Redis hash per bucket (`{app}:adapt:<bucket>`)."""
         return {b: state.to_dict() for b, state in self.state.items()}

@@ -1,9 +1,9 @@
 """What the scorer reads of one candidate, and the names of the stored features it is read from.
 
-The aggregator keeps, per entity, a Redis string `hm:f:<entity>:<id>`: the `STORED_FIELDS` of
+The aggregator keeps, per entity, a Redis string `{app}:f:<entity>:<id>`: the `STORED_FIELDS` of
 `streams.features.aggregates.scoring_fields` (each scored kind's 24h-decayed count, the impressions and the
 time `ts` they are as of) packed by `pack_stored` as doubles in that order. The signal
-booster keeps `hm:f:signal:<tweet_id>` with `SIGNAL_FIELDS` (`boost`, `ts`). Strings, not hashes:
+booster keeps `{app}:f:signal:<tweet_id>` with `SIGNAL_FIELDS` (`boost`, `ts`). Strings, not hashes:
 a ranked request reads ~1,000 of them and one MGET is ~40x cheaper than as many HMGETs.
 `stored_counts_many` / `decayed_boosts` decode a request's strings in one numpy pass and bring
 every value to the request's clock; `tweet_age_ms` reads a tweet's age off its Snowflake id.
@@ -260,7 +260,7 @@ def entity_counts(fields: Mapping[str, float], now_ms: int) -> EntityCounts:
 
 
 def decayed_boosts(stored: Sequence[bytes | None], now_ms: int) -> list[float]:
-    """Tweets' stored signal strings (`hm:f:signal:<id>`) as their boosts decayed to `now_ms`."""
+    """Tweets' stored signal strings (`{app}:f:signal:<id>`) as their boosts decayed to `now_ms`."""
     return cast(list[float], _decayed(_table(stored, SIGNAL_FIELDS), now_ms)[:, 0].tolist())
 
 

@@ -1,5 +1,5 @@
 """The A/B bandit's state in Redis (`streams.mixer.adaptation` is its math): one hash per bucket,
-`hm:adapt:<bucket>`. The served recorder counts what each arm served; the aggregator credits the
+`{app}:adapt:<bucket>`. The served recorder counts what each arm served; the aggregator credits the
 arm that served a tweet a positive engagement hit (`record_feedback`); the learning node fades the
 arms (`discount_bandit`); every ranked read and `user_scores` plan with `load_adaptation`."""
 

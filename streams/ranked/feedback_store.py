@@ -1,6 +1,6 @@
 """The viewer-feedback learner's state in Redis (`streams.mixer.viewer_feedback` is its math).
 
-One hash per viewer, `hm:fb:<user>`: field `<author>` holds "engaged expected ts", the sums over
+One hash per viewer, `{app}:fb:<user>`: field `<author>` holds "engaged expected ts", the sums over
 the seen served tweets of that author faded to `ts` (ms); field `viewer` the same over every
 author. Each field keeps its own `ts`, so that learning rewrites only the fields it adds to: the
 fitter learns inside its MULTI (`queue_learning`: a crash or a racing fitter learns each served

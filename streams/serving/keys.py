@@ -1,118 +1,220 @@
 """Every Redis key homemixer uses, and every member, field or value made of parts: a search for
-`hm:` elsewhere finds nothing.
+the app id's prefix elsewhere finds nothing.
 
 Redis holds what the read path needs, so that any worker can serve any user's timeline without
 asking the worker that owns the user's partition. RocksDB state is the source of truth: after a
 Redis loss each worker writes its partitions' part of this back (`ready` says when), and timelines
 are rebuilt on read.
 
+`{app}` is the app id (`HOMEMIXER_APP_ID`, default `homemixer`): every key starts with
+`app_prefix(app_id)`, so that apps of different ids share a Redis without seeing each other's keys
+and `homemixer reset` finds all of an app's keys by one SCAN pattern (`app_pattern`). A worker's
+keys are `KEYS`, the `RedisKeys` of the app id in its environment; the module-level names below
+are its members, so that callers import a key's builder and not the app id.
+
 | key | type | what (written by) |
 | --- | --- | --- |
-| `hm:tl:{user}` | zset, score = member = tweet id | home timeline + sentinel "0" (fanout, reads) |
-| `hm:fo:{user}` | set of user ids | whom the user follows (graph) |
-| `hm:celebs` | set of user ids | authors at or over the celebrity threshold (graph) |
-| `hm:au:{author}` | zset, score = member = tweet id | the author's newest tweets (fanout) |
-| `hm:tw:{tweet}` | hash | a tweet's fields for hydration; gone once deleted (fanout) |
-| `hm:bk:{user}`, `hm:bkby:{user}` | set of user ids | whom the user blocked, who blocked the user (graph) |
-| `hm:mu:{user}` | set of user ids | whom the user muted (graph) |
-| `hm:active` | zset, score = ms | each user's latest activity: any event, or a read (parser, reads) |
-| `hm:ready:{partition}` | string | that partition's part of the above is in Redis (each worker) |
-| `hm:f:{entity}` | string | packed features for scoring, e.g. `hm:f:tweet:9` (aggregator, booster) |
-| `hm:lk:{tweet}` | string | the tweet's like count, net of unlikes, as the page shows it (aggregator) |
-| `hm:trending` | zset, score = boost | tweets that real-time signals point at (signal booster) |
-| `hm:ni:{user}` | set of user ids | authors the user said `not_interested` in (aggregator) |
-| `hm:served:{user}` | zset, score = ms | the newest 2,000 tweets served to the user, ranked (read path) |
-| `hm:servedby:{user}` | hash | `hm:served` tweet -> `bucket/strategy`, until credited (reads, aggregator) |
-| `hm:adapt:{bucket}` | hash | the bucket's learning state and engagement counts (read path, aggregator) |
-| `hm:cal:{user}` | hash | tweet -> raw predictions as served; `{tweet}:{kind}`: done (reads, aggregator) |
-| `hm:cal:pending` | zset, score = ms | `{user}:{tweet}` served, awaiting an outcome (read path; fitter) |
-| `hm:calibration` | hash | the scorer's Platt fit per segment and kind (fitter) |
-| `hm:fb:{user}` | hash | viewer feedback: `{author}`, `viewer` -> "engaged expected ts" (fitter) |
+| `{app}:tl:{user}` | zset, score = member = tweet id | home timeline + sentinel "0" (fanout, reads) |
+| `{app}:fo:{user}` | set of user ids | whom the user follows (graph) |
+| `{app}:celebs` | set of user ids | authors at or over the celebrity threshold (graph) |
+| `{app}:au:{author}` | zset, score = member = tweet id | the author's newest tweets (fanout) |
+| `{app}:tw:{tweet}` | hash | a tweet's fields for hydration; gone once deleted (fanout) |
+| `{app}:bk:{user}`, `{app}:bkby:{user}` | set of user ids | whom the user blocked, who blocked them (graph) |
+| `{app}:mu:{user}` | set of user ids | whom the user muted (graph) |
+| `{app}:active` | zset, score = ms | each user's latest activity: any event, or a read (parser, reads) |
+| `{app}:ready:{partition}` | string | that partition's part of the above is in Redis (each worker) |
+| `{app}:f:{entity}` | string | packed features for scoring, e.g. `{app}:f:tweet:9` (aggregator, booster) |
+| `{app}:lk:{tweet}` | string | the tweet's like count, net of unlikes, as the page shows it (aggregator) |
+| `{app}:trending` | zset, score = boost | tweets that real-time signals point at (signal booster) |
+| `{app}:ni:{user}` | set of user ids | authors the user said `not_interested` in (aggregator) |
+| `{app}:served:{user}` | zset, score = ms | the newest 2,000 tweets served to the user, ranked (read path) |
+| `{app}:servedby:{user}` | hash | served tweet -> `bucket/strategy`, until credited (reads, aggregator) |
+| `{app}:adapt:{bucket}` | hash | the bucket's learning state and engagement counts (read path, aggregator) |
+| `{app}:cal:{user}` | hash | tweet -> raw predictions as served; `{tweet}:{kind}`: done (reads, aggregator) |
+| `{app}:cal:pending` | zset, score = ms | `{user}:{tweet}` served, awaiting an outcome (read path; fitter) |
+| `{app}:calibration` | hash | the scorer's Platt fit per segment and kind (fitter) |
+| `{app}:fb:{user}` | hash | viewer feedback: `{author}`, `viewer` -> "engaged expected ts" (fitter) |
 
 Each format made of parts has one build function here, and one parse function where Python reads
 it back. A script that must build or parse one from what it reads in Redis does so itself, and
 only these do: `take_matured.lua` parses `{user}:{tweet}` and builds `{tweet}:{kind}`,
-`hydrate.lua` builds its candidates' keys from prefixes (the script says why), and `fanout.lua`
+`hydrate.lua` and `latest_page.lua` build their candidates' keys from prefixes (the scripts say
+why), `latest_page.lua` skips the timeline sentinel, and `fanout.lua`
 and `merge.lua` write the timeline sentinel.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final
 
-PREFIX: Final = "hm:"
-TIMELINE_PREFIX: Final = "hm:tl:"
-CELEBRITIES: Final = "hm:celebs"
-ACTIVE: Final = "hm:active"
+from streams.settings import app_id_from_env
 
-
-# Extra rows per read of a sorted set scored by tweet id (`hm:tl`, `hm:au`): scores are doubles, so
-# ids next to `max_id` can share its score. A page that starts at `max_id` (the previous page's
-# last id) always skips that id itself, and rarely a few more; the readers filter them out.
+# Extra rows per read of a sorted set scored by tweet id (`{app}:tl`, `{app}:au`): scores are
+# doubles, so ids next to `max_id` can share its score. A page that starts at `max_id` (the previous
+# page's last id) always skips that id itself, and rarely a few more; the readers filter them out.
 READ_SLACK: Final = 8
 
-
-def timeline_key(user_id: int) -> str:
-    """The sorted set holding `user_id`'s materialised home timeline."""
-    return f"{TIMELINE_PREFIX}{user_id}"
+# Characters SCAN MATCH reads as a pattern; an app id holding one must match only itself.
+_GLOB_SPECIAL: Final = "\\*?[]^"
 
 
-def following_key(user_id: int) -> str:
-    return f"hm:fo:{user_id}"
+def app_prefix(app_id: str) -> str:
+    """The start of every Redis key of the app `app_id`."""
+    return f"{app_id}:"
 
 
-def authored_key(author_id: int) -> str:
-    return f"hm:au:{author_id}"
+def app_pattern(app_id: str) -> str:
+    """A SCAN MATCH pattern for every Redis key of the app `app_id`, and no other app's."""
+    return _starting_with(app_prefix(app_id))
 
 
-TWEET_PREFIX: Final = "hm:tw:"
+def _starting_with(prefix: str) -> str:
+    escaped = "".join(f"\\{c}" if c in _GLOB_SPECIAL else c for c in prefix)
+    return f"{escaped}*"
 
 
-def tweet_key(tweet_id: int) -> str:
-    return f"{TWEET_PREFIX}{tweet_id}"
+@dataclass(frozen=True)
+class RedisKeys:
+    """The Redis keys of one app id: one method builds each key, and the constants are the keys
+    and key prefixes that take no argument."""
+
+    app_id: str
+
+    @property
+    def prefix(self) -> str:
+        return app_prefix(self.app_id)
+
+    @property
+    def timeline_prefix(self) -> str:
+        return f"{self.prefix}tl:"
+
+    @property
+    def timeline_pattern(self) -> str:
+        """A SCAN MATCH pattern for every home timeline."""
+        return _starting_with(self.timeline_prefix)
+
+    @property
+    def tweet_prefix(self) -> str:
+        return f"{self.prefix}tw:"
+
+    @property
+    def authored_prefix(self) -> str:
+        return f"{self.prefix}au:"
+
+    @property
+    def likes_prefix(self) -> str:
+        return f"{self.prefix}lk:"
+
+    @property
+    def calibration_served_prefix(self) -> str:
+        return f"{self.prefix}cal:"
+
+    @property
+    def celebrities(self) -> str:
+        return f"{self.prefix}celebs"
+
+    @property
+    def active(self) -> str:
+        return f"{self.prefix}active"
+
+    @property
+    def trending(self) -> str:
+        return f"{self.prefix}trending"
+
+    @property
+    def calibration(self) -> str:
+        return f"{self.prefix}calibration"
+
+    @property
+    def calibration_pending(self) -> str:
+        return f"{self.prefix}cal:pending"
+
+    def timeline_key(self, user_id: int) -> str:
+        """The sorted set holding `user_id`'s materialised home timeline."""
+        return f"{self.timeline_prefix}{user_id}"
+
+    def following_key(self, user_id: int) -> str:
+        return f"{self.prefix}fo:{user_id}"
+
+    def authored_key(self, author_id: int) -> str:
+        return f"{self.authored_prefix}{author_id}"
+
+    def tweet_key(self, tweet_id: int) -> str:
+        return f"{self.tweet_prefix}{tweet_id}"
+
+    def blocks_key(self, user_id: int) -> str:
+        return f"{self.prefix}bk:{user_id}"
+
+    def blocked_by_key(self, user_id: int) -> str:
+        return f"{self.prefix}bkby:{user_id}"
+
+    def mutes_key(self, user_id: int) -> str:
+        return f"{self.prefix}mu:{user_id}"
+
+    def ready_key(self, partition: int) -> str:
+        return f"{self.prefix}ready:{partition}"
+
+    def features_key(self, entity_type: str, entity_id: str) -> str:
+        return f"{self.prefix}f:{entity_type}:{entity_id}"
+
+    def likes_key(self, tweet_id: int) -> str:
+        return f"{self.likes_prefix}{tweet_id}"
+
+    def not_interested_key(self, user_id: int) -> str:
+        return f"{self.prefix}ni:{user_id}"
+
+    def served_key(self, user_id: int) -> str:
+        return f"{self.prefix}served:{user_id}"
+
+    def served_by_key(self, user_id: int) -> str:
+        return f"{self.prefix}servedby:{user_id}"
+
+    def adaptation_key(self, bucket: str) -> str:
+        return f"{self.prefix}adapt:{bucket}"
+
+    def calibration_served_key(self, user_id: int) -> str:
+        return f"{self.calibration_served_prefix}{user_id}"
+
+    def feedback_key(self, user_id: int) -> str:
+        return f"{self.prefix}fb:{user_id}"
 
 
-def blocks_key(user_id: int) -> str:
-    return f"hm:bk:{user_id}"
+KEYS: Final = RedisKeys(app_id_from_env())
 
+PREFIX: Final = KEYS.prefix
+TIMELINE_PREFIX: Final = KEYS.timeline_prefix
+TIMELINE_PATTERN: Final = KEYS.timeline_pattern
+TWEET_PREFIX: Final = KEYS.tweet_prefix
+AUTHORED_PREFIX: Final = KEYS.authored_prefix
+LIKES_PREFIX: Final = KEYS.likes_prefix
+CALIBRATION_SERVED_PREFIX: Final = KEYS.calibration_served_prefix
+CELEBRITIES: Final = KEYS.celebrities
+ACTIVE: Final = KEYS.active
+TRENDING: Final = KEYS.trending
+CALIBRATION: Final = KEYS.calibration
+CALIBRATION_PENDING: Final = KEYS.calibration_pending
 
-def blocked_by_key(user_id: int) -> str:
-    return f"hm:bkby:{user_id}"
-
-
-def mutes_key(user_id: int) -> str:
-    return f"hm:mu:{user_id}"
-
-
-def ready_key(partition: int) -> str:
-    return f"hm:ready:{partition}"
-
-
-TRENDING: Final = "hm:trending"
-
-
-def features_key(entity_type: str, entity_id: str) -> str:
-    return f"hm:f:{entity_type}:{entity_id}"
-
-
-def likes_key(tweet_id: int) -> str:
-    return f"hm:lk:{tweet_id}"
-
-
-def not_interested_key(user_id: int) -> str:
-    return f"hm:ni:{user_id}"
-
-
-def served_key(user_id: int) -> str:
-    return f"hm:served:{user_id}"
-
-
-def served_by_key(user_id: int) -> str:
-    return f"hm:servedby:{user_id}"
+timeline_key: Final = KEYS.timeline_key
+following_key: Final = KEYS.following_key
+authored_key: Final = KEYS.authored_key
+tweet_key: Final = KEYS.tweet_key
+blocks_key: Final = KEYS.blocks_key
+blocked_by_key: Final = KEYS.blocked_by_key
+mutes_key: Final = KEYS.mutes_key
+ready_key: Final = KEYS.ready_key
+features_key: Final = KEYS.features_key
+likes_key: Final = KEYS.likes_key
+not_interested_key: Final = KEYS.not_interested_key
+served_key: Final = KEYS.served_key
+served_by_key: Final = KEYS.served_by_key
+adaptation_key: Final = KEYS.adaptation_key
+calibration_served_key: Final = KEYS.calibration_served_key
+feedback_key: Final = KEYS.feedback_key
 
 
 def served_tag(bucket: str, strategy: str) -> str:
-    """What `hm:servedby` says served a tweet."""
+    """What `{app}:servedby` says served a tweet."""
     return f"{bucket}/{strategy}"
 
 
@@ -122,21 +224,8 @@ def parse_served_tag(tag: bytes | str) -> tuple[str, str]:
     return bucket, strategy
 
 
-def adaptation_key(bucket: str) -> str:
-    return f"hm:adapt:{bucket}"
-
-
-CALIBRATION: Final = "hm:calibration"
-CALIBRATION_PENDING: Final = "hm:cal:pending"
-CALIBRATION_SERVED_PREFIX: Final = "hm:cal:"
-
-
-def calibration_served_key(user_id: int) -> str:
-    return f"{CALIBRATION_SERVED_PREFIX}{user_id}"
-
-
 def pending_member(user_id: int, tweet_id: int) -> str:
-    """A `hm:cal:pending` member: a tweet served to the user, awaiting its outcome."""
+    """A `{app}:cal:pending` member: a tweet served to the user, awaiting its outcome."""
     return f"{user_id}:{tweet_id}"
 
 
@@ -147,12 +236,8 @@ def parse_pending_member(member: bytes | str) -> tuple[int, int]:
 
 
 def outcome_field(tweet_id: int, kind: str) -> str:
-    """The `hm:cal:{user}` field that marks the user having done `kind` to the served tweet."""
+    """The `{app}:cal:{user}` field that marks the user having done `kind` to the served tweet."""
     return f"{tweet_id}:{kind}"
-
-
-def feedback_key(user_id: int) -> str:
-    return f"hm:fb:{user_id}"
 
 
 def _text(raw: bytes | str) -> str:

@@ -20,9 +20,12 @@ from streams.graph.tweet_store import Tweet
 from streams.mixer.features import pack_stored, stored_layout
 from streams.serving.keys import (
     ACTIVE,
+    AUTHORED_PREFIX,
     CELEBRITIES,
+    LIKES_PREFIX,
     READ_SLACK,
     TRENDING,
+    TWEET_PREFIX,
     authored_key,
     blocked_by_key,
     blocks_key,
@@ -145,6 +148,7 @@ class UserContext:
 
 
 HGETALL_MANY = Script("streams.serving", "hgetall_many.lua")
+LATEST_PAGE = Script("streams.serving", "latest_page.lua")
 HGET_MANY = Script("streams.serving", "hget_many.lua")
 
 
@@ -175,6 +179,28 @@ class OpenedRead:
     materialised: bool
 
 
+@dataclass(frozen=True)
+class LatestCandidates:
+    """What a latest page is merged from: the newest candidates of all sources together below
+    `max_id`, by source, the author and text of each one the tweet store still has, and the like
+    count of each one liked. `more`: there may be older candidates than these."""
+
+    pushed: list[int]
+    pulled: dict[int, list[int]]
+    hidden: set[int]
+    tweets: dict[int, tuple[int, str]]
+    likes: dict[int, int]
+    more: bool
+
+
+@dataclass(frozen=True)
+class Rebuild:
+    """The home timeline is missing or the user was inactive: rebuilt from these, then read."""
+
+    following: set[int]
+    celebrities: set[int]
+
+
 class ServingReads:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
@@ -199,6 +225,55 @@ class ServingReads:
         pipe.zadd(ACTIVE, {str(user): now_ms}, gt=True)
         present, *context, materialised, _ = await pipe.execute()
         return OpenedRead(present == partitions, _user_context(context), bool(materialised))
+
+    async def user_context(self, user: int) -> UserContext:
+        """The user's context, as a read sees it, without marking the user active."""
+        pipe = self._redis.pipeline(transaction=False)
+        _queue_user_context(pipe, user)
+        return _user_context(await pipe.execute())
+
+    async def known_users(self) -> list[int]:
+        """Every user the pipeline has seen do anything (the activity index), in id order."""
+        members: list[Any] = await self._redis.zrange(ACTIVE, 0, -1)
+        return sorted(int(u) for u in members)
+
+    async def latest_page(
+        self, user: int, now_ms: int, active_since_ms: int, partitions: int, want: int, max_id: int | None
+    ) -> LatestCandidates | Rebuild | None:
+        """A latest read's Redis work in one round trip (`latest_page.lua`): None while the Redis
+        view is not ready. Marks the user active, after reading whether they were."""
+        keys = [
+            ACTIVE,
+            CELEBRITIES,
+            following_key(user),
+            blocks_key(user),
+            blocked_by_key(user),
+            mutes_key(user),
+            timeline_key(user),
+            *(ready_key(p) for p in range(partitions)),
+        ]
+        args = [user, now_ms, active_since_ms, want, "" if max_id is None else max_id, READ_SLACK]
+        reply = await LATEST_PAGE(self._redis, keys, [*args, AUTHORED_PREFIX, TWEET_PREFIX, LIKES_PREFIX])
+        if reply[0] == 0:
+            return None
+        if reply[0] == 1:
+            return Rebuild({int(x) for x in reply[1]}, {int(x) for x in reply[2]})
+        _, celebrities, hidden, pushed, pulled, bodies, more = reply
+        tweets, likes = {}, {}
+        for i in range(0, len(bodies), 4):
+            tweet_id, author, text, liked = bodies[i : i + 4]
+            if author is not None:
+                tweets[int(tweet_id)] = (int(author), "" if text is None else text.decode())
+            if liked is not None:
+                likes[int(tweet_id)] = int(liked)
+        return LatestCandidates(
+            [int(t) for t in pushed],
+            {int(c): [int(t) for t in ids] for c, ids in zip(celebrities, pulled, strict=True)},
+            {int(x) for x in hidden},
+            tweets,
+            likes,
+            bool(more),
+        )
 
     async def last_active(self, users: Sequence[int]) -> list[int | None]:
         if not users:

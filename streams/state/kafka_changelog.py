@@ -140,7 +140,7 @@ class KafkaChangelog:
             await self._index_reader.close()
             self._index_reader = None
 
-    def _index_group(self, store: str) -> str:
+    def snapshot_index_group(self, store: str) -> str:
         return f"{self.topic.get_topic_name()}.snapshot.{store}"
 
     def _admin_client(self) -> AdminClient:
@@ -161,7 +161,9 @@ class KafkaChangelog:
         index = self._index_reader
         for attempt in range(INDEX_ATTEMPTS):
             try:
-                offsets = await index.list_consumer_group_offsets(self._index_group(store), partitions=[tp])
+                offsets = await index.list_consumer_group_offsets(
+                    self.snapshot_index_group(store), partitions=[tp]
+                )
                 break
             except (
                 GroupCoordinatorNotAvailableError,
@@ -182,7 +184,9 @@ class KafkaChangelog:
 
         def commit() -> None:
             # A client of the index group's own, for one commit: snapshots are rare.
-            consumer = Consumer({"bootstrap.servers": self._bootstrap, "group.id": self._index_group(store)})
+            consumer = Consumer(
+                {"bootstrap.servers": self._bootstrap, "group.id": self.snapshot_index_group(store)}
+            )
             try:
                 consumer.commit(
                     offsets=[ConfluentTopicPartition(name, changelog_partition, start)], asynchronous=False

@@ -66,6 +66,8 @@ class Changelog(Protocol):
 
     async def record_snapshot(self, partition: int, store: str, start: int) -> None: ...
 
+    def snapshot_index_group(self, store: str) -> str: ...
+
     async def trim(self, partition: int, before: int) -> None: ...
 
 
@@ -196,6 +198,12 @@ class NodeState:
     @property
     def standby_count(self) -> int:
         return len(self._standby)
+
+    def snapshot_index_group(self, tp: TP) -> str | None:
+        """The consumer group that indexes the snapshots of `tp`'s store, or None without a
+        changelog (what `homemixer reset` deletes, on a broker that cannot list groups)."""
+        changelog = self._changelog(tp)
+        return None if changelog is None else changelog.snapshot_index_group(self._store_name(tp))
 
     def _changelog(self, tp: TP) -> Changelog | None:
         return None if self._changelog_of is None else self._changelog_of(tp.topic)

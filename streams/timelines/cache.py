@@ -5,7 +5,7 @@ Mastodon's FeedManager (`feed:home:<id>`):
 
 | key | type | member | score | what |
 | --- | --- | --- | --- | --- |
-| `hm:tl:{user_id}` | sorted set | tweet id, decimal | tweet id | materialised home timeline |
+| `{app}:tl:{user_id}` | sorted set | tweet id, decimal | tweet id | materialised home timeline |
 |                   |            | `"0"` (sentinel)  | 0        | "materialised", even if empty |
 
 Existence is meaning. A timeline key exists exactly when the timeline is materialised: fanout only
@@ -41,8 +41,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from streams.serving.keys import READ_SLACK, TIMELINE_PREFIX, timeline_key
+from streams.serving.keys import READ_SLACK, TIMELINE_PATTERN, timeline_key
 from streams.serving.scripts import Script
+from streams.serving.sweep import SWEEP_BATCH, unlink_matching
 
 # Packs a command into RESP bytes in C; None without hiredis, when redis-py's own packer does the job.
 HiredisPack = Callable[[tuple[str | bytes | int, ...]], bytes]
@@ -75,7 +76,7 @@ Call = tuple[Script, list[Any]]
 
 
 class TimelineCache:
-    """Writes and reads of materialised home timelines (`hm:tl:{user_id}`).
+    """Writes and reads of materialised home timelines (`{app}:tl:{user_id}`).
 
     Every write is idempotent: ZADD of the same member with the same score changes nothing and
     ZREM of an absent member is a no-op, so a replayed event (or a retried batch) never
@@ -132,7 +133,7 @@ class TimelineCache:
                     yield keys, args
                     keys, args, load = [], list(head), 0
                 part = user_ids[start : start + max(1, (LUA_CHUNK - load) // per_user)]
-                keys += [f"{TIMELINE_PREFIX}{user_id}" for user_id in part]
+                keys += [timeline_key(user_id) for user_id in part]
                 args.append(per_user)
                 args += tweet_ids
                 args.append(len(part))
@@ -214,6 +215,17 @@ class TimelineCache:
             if len(out) >= limit or len(rows) < want:
                 return out[:limit]
             offset += want
+
+    async def clear(self, user_ids: Sequence[int]) -> int:
+        """Drop these timelines (each is rebuilt when next read); returns how many existed."""
+        dropped = 0
+        for part in _chunks(user_ids, SWEEP_BATCH):
+            dropped += int(await self._redis.unlink(*(timeline_key(u) for u in part)))
+        return dropped
+
+    async def clear_all(self, progress: Callable[[int], None]) -> int:
+        """Drop every timeline; `progress` hears the running total."""
+        return await unlink_matching(self._redis, TIMELINE_PATTERN, progress)
 
     async def exists(self, user_id: int) -> bool:
         """Whether the timeline is materialised."""

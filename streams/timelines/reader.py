@@ -14,13 +14,14 @@ from typing import Any
 from prometheus_client import Counter
 
 from streams.runtime.metrics import REGISTRY
-from streams.serving.view import ServingReads, UserContext
+from streams.serving.view import Rebuild, ServingReads, UserContext
 from streams.snowflake import snowflake_ms
 from streams.timelines.cache import TimelineCache
-from streams.timelines.rules import is_active, merge_timeline
+from streams.timelines.rules import DAY_MS, is_active, merge_timeline
 
-# Candidates fetched beyond `limit` per source, so that filtered ones rarely leave a page short.
-OVERFETCH = 50
+# Candidates hydrated beyond `limit`, so that filtered ones rarely cost a second round trip; each
+# one costs Redis a command in the read's script.
+OVERFETCH = 10
 # How long a read waits for the workers to write the Redis view back after a Redis loss.
 READY_WAIT_S = 15.0
 READY_POLL_S = 0.1
@@ -81,29 +82,53 @@ class TimelineReader:
         if is_active(last_active_ms, now_ms, self._active_days) and opened.materialised:
             CACHE_HITS.inc()
             return context, False
-        await self.rebuild(user_id, context)
+        await self.rebuild(user_id, context.following, context.celebrities)
         CACHE_REBUILDS.inc()
         return context, True
 
     async def latest(self, user_id: int, limit: int, max_id: int | None, now_ms: int) -> TimelineResponse:
-        context, rebuilt = await self.prepare(user_id, now_ms)
-        pushed = await self._store.read(user_id, limit + OVERFETCH, max_id) or []
-        pulled = await self._reads.authored(sorted(context.celebrities), limit + OVERFETCH, max_id)
-        candidates = [*pushed, *(t for ids in pulled.values() for t in ids)]
-        tweets = await self._reads.tweets(candidates)
-        page = merge_timeline(
-            pushed,
-            pulled,
-            limit,
-            max_id,
-            hidden_authors=context.hidden,
-            deleted={t for t in candidates if t not in tweets},
-            author_of={t: int(fields["author_id"]) for t, fields in tweets.items()},
-        )
-        likes = await self._reads.like_counts([item.tweet_id for item in page.items])
+        """The newest page below `max_id`: on a materialised timeline of an active user, one round
+        trip; one more to rebuild the timeline first, and more while filters leave the page short
+        of older candidates that Redis still has."""
+        deadline = time.monotonic() + READY_WAIT_S
+        active_since_ms = now_ms - self._active_days * DAY_MS
+        rebuilt = False
+        want = limit + OVERFETCH
+        while True:
+            read = await self._reads.latest_page(
+                user_id, now_ms, active_since_ms, self._partitions, want, max_id
+            )
+            if read is None:
+                if time.monotonic() > deadline:
+                    raise NotReady("timelines are being restored after a Redis loss; retry shortly")
+                await asyncio.sleep(READY_POLL_S)
+                continue
+            if isinstance(read, Rebuild):
+                # A rebuilt timeline is materialised and the read marked the user active, so the
+                # next read is a hit; a second Rebuild would mean the view is changing under it.
+                if rebuilt:
+                    raise NotReady("the home timeline changed while it was rebuilt; retry")
+                await self.rebuild(user_id, read.following, read.celebrities)
+                CACHE_REBUILDS.inc()
+                rebuilt = True
+                continue
+            candidates = [*read.pushed, *(t for ids in read.pulled.values() for t in ids)]
+            page = merge_timeline(
+                read.pushed,
+                read.pulled,
+                limit,
+                max_id,
+                hidden_authors=read.hidden,
+                deleted={t for t in candidates if t not in read.tweets},
+                author_of={t: author for t, (author, _) in read.tweets.items()},
+            )
+            if len(page.items) == limit or not read.more:
+                break
+            want *= 2
+        if not rebuilt:
+            CACHE_HITS.inc()
         items = []
         for item in page.items:
-            fields = tweets[item.tweet_id]
             source = "rebuild" if rebuilt and item.source == "push" else item.source
             items.append(
                 {
@@ -111,16 +136,16 @@ class TimelineReader:
                     "tweet_id_str": str(item.tweet_id),
                     "author_id": item.author_id,
                     "source": source,
-                    "text": fields.get("text", ""),
-                    "like_count": likes[item.tweet_id],
+                    "text": read.tweets[item.tweet_id][1],
+                    "like_count": read.likes.get(item.tweet_id, 0),
                     "created_at_ms": snowflake_ms(item.tweet_id),
                 }
             )
         return TimelineResponse(user_id, items, page.next_max_id, rebuilt)
 
-    async def rebuild(self, user_id: int, context: UserContext) -> None:
+    async def rebuild(self, user_id: int, following: set[int], celebrities: set[int]) -> None:
         """Materialise the timeline from the followees' newest tweets (celebrities' are pulled)."""
-        pushed_authors = sorted((context.following - context.celebrities) | {user_id})
+        pushed_authors = sorted((following - celebrities) | {user_id})
         recent = await self._reads.authored(pushed_authors, self._timeline_max, None)
         newest = heapq.nlargest(self._timeline_max, (t for ids in recent.values() for t in ids))
         await self._store.replace(user_id, newest)

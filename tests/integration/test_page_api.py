@@ -14,9 +14,8 @@ import orjson
 import redis
 
 from streams.http.auth import mint_token
-from streams.serving.keys import adaptation_key, served_key
 from tests.harness import Cluster, WorkerProcess
-from tests.integration.test_timelines import SECRET, activity, get_timeline, graph, tweet
+from tests.integration.test_timelines import SECRET, activity, get_timeline, graph, tweet, wait_timeline
 
 
 def test_a_background_ranked_refresh_records_nothing_and_an_explicit_read_does(
@@ -37,7 +36,11 @@ def test_a_background_ranked_refresh_records_nothing_and_an_explicit_read_does(
 
     def counts() -> tuple[float, dict[bytes, bytes], int]:
         served = worker.metric("homemixer_ab_served", bucket=bucket)
-        return served, store.hgetall(adaptation_key(bucket)), store.zcard(served_key(viewer))
+        return (
+            served,
+            store.hgetall(cluster.keys.adaptation_key(bucket)),
+            store.zcard(cluster.keys.served_key(viewer)),
+        )
 
     before = counts()
     assert before[0] == 0 and before[2] == 0, "record=0 reads were recorded as served"
@@ -96,6 +99,9 @@ def test_buttons_publish_contract_events_and_the_stream_announces_new_items(
     theirs = tweet(author)
     cluster.produce([theirs])
     tweet_id = theirs[2]["tweet_id"]
+    # A follow merges in the tweets the author's list has: wait until it has this one (the author's
+    # own timeline, rebuilt from that list, shows it), or the follow may come first and miss it.
+    wait_timeline(worker, author, lambda body: len(body["items"]) == 1)
 
     events: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
     threading.Thread(target=stream_events, args=(worker, viewer, events), daemon=True).start()

@@ -19,11 +19,25 @@ from streams.ranked.served_outcomes import MARK, RECORD, TAKE_MATURED
 from streams.ranked.served_recorder import SERVE, RedisServedRecorder
 from streams.serving.keys import CALIBRATION_PENDING, calibration_served_key, feedback_key, tweet_key
 from streams.serving.scripts import execute
-from streams.serving.view import HGETALL_MANY
+from streams.serving.view import HGET_MANY, HGETALL_MANY, LATEST_PAGE
 from streams.timelines.cache import FANOUT, MERGE, REMOVE
 from tests.harness import with_redis
 
-SCRIPTS = (DISCOUNT, LEARN, HYDRATE, MARK, RECORD, TAKE_MATURED, SERVE, HGETALL_MANY, FANOUT, MERGE, REMOVE)
+SCRIPTS = (
+    DISCOUNT,
+    LEARN,
+    HYDRATE,
+    MARK,
+    RECORD,
+    TAKE_MATURED,
+    SERVE,
+    HGETALL_MANY,
+    HGET_MANY,
+    LATEST_PAGE,
+    FANOUT,
+    MERGE,
+    REMOVE,
+)
 USER = 2  # adaptive bucket
 
 

@@ -126,7 +126,7 @@ def test_push_pull_follow_unfollow_block_delete_and_redis_loss(
     sources = {item["tweet_id"]: item["source"] for item in body["items"]}
     assert sources == {pushed[2]["tweet_id"]: "push", pulled[2]["tweet_id"]: "pull"}
     assert body["rebuilt"] is False
-    held = redis.Redis.from_url(redis_url).zrange(f"hm:tl:{reader}", 0, -1)
+    held = redis.Redis.from_url(redis_url).zrange(cluster.keys.timeline_key(reader), 0, -1)
     assert str(pulled[2]["tweet_id"]).encode() not in held, "a celebrity's tweet is never pushed"
 
     # Paging: one item per page, newest first, each once.

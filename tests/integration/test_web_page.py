@@ -174,6 +174,13 @@ def test_the_dashboard_draws_its_panels_after_traffic(empty_broker: str, cluster
             page.on("pageerror", lambda err: console.append(f"page error: {err}"))
             page.goto(worker.url + "/dashboard")
             expect(page.locator("#ready-state")).to_have_text("ready", timeout=STEP_TIMEOUT_MS)
+            # The worker's first samples can come after the first tweets were counted (its first lag
+            # read waits for the broker): tweet once the page is drawing points.
+            page.wait_for_function(
+                """() => [...document.querySelectorAll('svg[data-panel="tweet_rate"] path')].some(
+                     (p) => Number(p.dataset.points) >= 2)""",
+                timeout=ARRIVAL_TIMEOUT_MS,
+            )
             cluster.produce([tweet(FRIEND) for _ in range(5)])  # while the dashboard watches
             wait_timeline(worker, USER, lambda body: len(body["items"]) == 10)
             # A line of two points or more that rose above zero: the tweets were counted and drawn.

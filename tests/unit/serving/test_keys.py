@@ -1,20 +1,53 @@
 """The Redis layout is a stored format: these are the keys, members and fields Redis already holds."""
 
 from streams.serving import keys
+from streams.serving.keys import RedisKeys, app_pattern, app_prefix
 
 
 def test_keys_members_and_fields_are_what_redis_already_holds() -> None:
-    assert keys.timeline_key(7) == "hm:tl:7"
-    assert keys.served_by_key(7) == "hm:servedby:7"
-    assert keys.calibration_served_key(7) == "hm:cal:7"
-    assert keys.features_key("user_author", "1:2") == "hm:f:user_author:1:2"
+    app = RedisKeys("homemixer")
+    assert app.timeline_key(7) == "homemixer:tl:7"
+    assert app.served_by_key(7) == "homemixer:servedby:7"
+    assert app.calibration_served_key(7) == "homemixer:cal:7"
+    assert app.features_key("user_author", "1:2") == "homemixer:f:user_author:1:2"
+    assert app.celebrities == "homemixer:celebs"
     assert keys.served_tag("adaptive", "conversation-heavy") == "adaptive/conversation-heavy"
     assert keys.pending_member(7, 101) == "7:101"
     assert keys.outcome_field(101, "profile_click") == "101:profile_click"
 
 
-def test_each_parser_inverts_its_builder() -> None:
-    tag = keys.served_tag("control", "twitter")
-    assert keys.parse_served_tag(tag) == keys.parse_served_tag(tag.encode()) == ("control", "twitter")
-    member = keys.pending_member(12, 2**63)
-    assert keys.parse_pending_member(member) == keys.parse_pending_member(member.encode()) == (12, 2**63)
+def test_every_key_of_an_app_starts_with_its_prefix() -> None:
+    app = RedisKeys("blue")
+    built = [
+        app.timeline_key(1),
+        app.following_key(1),
+        app.authored_key(1),
+        app.tweet_key(1),
+        app.blocks_key(1),
+        app.blocked_by_key(1),
+        app.mutes_key(1),
+        app.ready_key(0),
+        app.features_key("tweet", "1"),
+        app.not_interested_key(1),
+        app.served_key(1),
+        app.served_by_key(1),
+        app.adaptation_key("control"),
+        app.calibration_served_key(1),
+        app.feedback_key(1),
+        app.celebrities,
+        app.active,
+        app.trending,
+        app.calibration,
+        app.calibration_pending,
+    ]
+    assert all(key.startswith("blue:") for key in built)
+    assert app_prefix("blue") == app.prefix == "blue:"
+
+
+def test_the_module_keys_are_the_environments_app() -> None:
+    assert keys.timeline_key(7) == keys.KEYS.timeline_key(7) == f"{keys.KEYS.prefix}tl:7"
+
+
+def test_the_scan_pattern_escapes_glob_characters() -> None:
+    assert app_pattern("homemixer") == "homemixer:*"
+    assert app_pattern("a*b[1]?") == "a\\*b\\[1\\]\\?:*"

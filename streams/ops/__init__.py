@@ -1,0 +1,1 @@
+"""Operator commands' work, behind `homemixer reset` and `homemixer feeds` (streams/cli.py)."""
