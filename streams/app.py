@@ -13,11 +13,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from streams.runtime.batch_transport import batch_broker_url
+from streams.serving.connection import connect
 from streams.settings import Settings
 
 settings = Settings.from_env()
@@ -67,11 +68,7 @@ def redis_client() -> Redis:
     """The worker's Redis client (one connection pool, created on first use inside the loop)."""
     global _redis
     if _redis is None:
-        # A blocking pool: past its size a request waits for a connection instead of failing.
-        pool = BlockingConnectionPool.from_url(
-            settings.redis_url, max_connections=REDIS_CONNECTIONS, timeout=REDIS_WAIT_S
-        )
-        _redis = Redis(connection_pool=pool)
+        _redis = connect(settings.redis_url, settings.redis_cluster, REDIS_CONNECTIONS, REDIS_WAIT_S)
     return _redis
 
 

@@ -19,7 +19,8 @@ from streams.serving.keys import (
     timeline_key,
     tweet_key,
 )
-from streams.serving.view import LatestCandidates, Rebuild, ServingReads
+from streams.serving.latest import LatestCandidates, Rebuild
+from streams.serving.view import ServingReads
 from streams.timelines.cache import SENTINEL, TimelineCache
 from streams.timelines.reader import TimelineReader
 from tests.harness import with_redis
