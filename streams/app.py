@@ -14,11 +14,9 @@ from typing import Any
 
 import faust
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from streams.runtime.batch_transport import batch_broker_url
-from streams.serving.connection import connect
+from streams.serving.connection import REDIS_UNAVAILABLE, connect
 from streams.settings import Settings
 
 settings = Settings.from_env()
@@ -83,7 +81,7 @@ def tolerating_redis_outages(upkeep: Callable[[], Awaitable[None]]) -> Callable[
     async def tolerant() -> None:
         try:
             await upkeep()
-        except (RedisConnectionError, RedisTimeoutError) as exc:
+        except REDIS_UNAVAILABLE as exc:
             log.warning("%s: Redis is unreachable (%s); trying again at the next tick", upkeep.__name__, exc)
 
     return tolerant

@@ -150,7 +150,7 @@ class Cluster:
         log = self.root / f"{name}.log"
         env = self.env(HOMEMIXER_DATA_DIR=str(data_dir), WEB_PORT=str(port), **extra_env)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"],
+            [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "info"],
             env=env,
             stdout=open(log, "ab"),
             stderr=subprocess.STDOUT,

@@ -9,13 +9,20 @@ differs is handled where it matters: a script's keys must share one slot (`keys.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.crc import key_slot
+from redis.exceptions import ClusterError, ConnectionError, TimeoutError
+
+# What a command raises while Redis, or the master of its slot, is unreachable: the caller waits
+# it out (an upkeep tick, a 503 with Retry-After) instead of crashing. `ClusterError` covers the
+# cluster's CLUSTERDOWN, answered by the masters still up once the lost one's slots are down.
+REDIS_UNAVAILABLE: Final = (ConnectionError, TimeoutError, ClusterError)
 
 
 def connect(url: str, cluster: bool, max_connections: int, wait_s: float) -> Redis:
@@ -31,6 +38,29 @@ def connect(url: str, cluster: bool, max_connections: int, wait_s: float) -> Red
 
 def is_cluster(redis: Any) -> bool:
     return isinstance(redis, RedisCluster)
+
+
+# One Redis is one shard: its tag is only there to keep one key layout.
+SINGLE_SHARD: Final = "0"
+
+
+async def shard_tags(redis: Redis) -> list[str]:
+    """A hash tag for each shard: on a cluster, for each master, the first of "0", "1", ... whose
+    slot it serves, as the client last learnt the slots; `SINGLE_SHARD` on one Redis. A key written under
+    every tag is on every master, so a master lost and back empty is missing one."""
+    if not is_cluster(redis):
+        return [SINGLE_SHARD]
+    cluster = cast(RedisCluster, redis)
+    await cluster.initialize()  # the slots, learnt at the first command: a no-op after it
+    slots = cluster.nodes_manager.slots_cache
+    masters = {nodes[0].name for nodes in slots.values()}
+    tags: dict[str, str] = {}
+    for tag in map(str, itertools.count()):
+        if nodes := slots.get(key_slot(tag.encode())):
+            tags.setdefault(nodes[0].name, tag)
+        if len(tags) == len(masters):
+            break
+    return sorted(tags.values(), key=int)
 
 
 def same_slot_groups(redis: Redis, keys: Sequence[str]) -> list[list[int]]:

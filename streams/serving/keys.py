@@ -16,7 +16,10 @@ A user's keys that one script or one command reads together carry the user id as
 hash tag (`homemixer:tl:{42}`, written `{app}:tl:{user}` below like every key; the braces of
 the tagged ones, marked *, are literal): on a cluster the timeline, follows, blocks, mutes,
 not-interested, served and feedback keys of one user share a hash slot, so a script may touch
-them together and SUNION may join them. The partitions' ready keys are tagged by partition. The
+them together and SUNION may join them. Each partition has a ready key on every shard (every
+master of a cluster, tagged by one of its slots: `connection.shard_tags`; `0` on one Redis), so
+that a master lost and back empty is seen as a partition's part gone, whichever user's keys it
+held. The
 calibration's keys (the fit, the pending queue and every user's served records) share the tag
 `{cal}`: its fitter takes, learns and forgets them in one transaction, and `mark.lua` marks many
 users' records in one call.
@@ -31,7 +34,7 @@ users' records in one call.
 | `{app}:bk:{user}`*, `{app}:bkby:{user}`* | set of user ids | whom they blocked, who blocked them (graph) |
 | `{app}:mu:{user}`* | set of user ids | whom the user muted (graph) |
 | `{app}:active` | zset, score = ms | each user's latest activity: any event, or a read (parser, reads) |
-| `{app}:ready:{partition}`* | string | that partition's part of the above is in Redis (each worker) |
+| `{app}:ready:{shard}:{partition}`* | string | the partition's part of the above is on the shard (workers) |
 | `{app}:f:{entity}` | string | packed features for scoring, e.g. `{app}:f:tweet:9` (aggregator, booster) |
 | `{app}:lk:{tweet}` | string | the tweet's like count, net of unlikes, as the page shows it (aggregator) |
 | `{app}:trending` | zset, score = boost | tweets that real-time signals point at (signal booster) |
@@ -169,8 +172,12 @@ class RedisKeys:
     def mutes_key(self, user_id: int) -> str:
         return f"{self.prefix}mu:{_tag(user_id)}"
 
-    def ready_key(self, partition: int) -> str:
-        return f"{self.prefix}ready:{_tag(partition)}"
+    def ready_key(self, partition: int, shard: str) -> str:
+        return f"{self.prefix}ready:{{{shard}}}:{partition}"
+
+    def ready_keys(self, partitions: int, shard: str) -> list[str]:
+        """Every partition's ready key on one shard: they share its hash slot."""
+        return [self.ready_key(p, shard) for p in range(partitions)]
 
     def features_key(self, entity_type: str, entity_id: str) -> str:
         return f"{self.prefix}f:{entity_type}:{entity_id}"
@@ -220,6 +227,7 @@ blocks_key: Final = KEYS.blocks_key
 blocked_by_key: Final = KEYS.blocked_by_key
 mutes_key: Final = KEYS.mutes_key
 ready_key: Final = KEYS.ready_key
+ready_keys: Final = KEYS.ready_keys
 features_key: Final = KEYS.features_key
 likes_key: Final = KEYS.likes_key
 not_interested_key: Final = KEYS.not_interested_key

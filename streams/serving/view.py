@@ -20,7 +20,7 @@ from streams.graph.follower_graph import Relation
 from streams.graph.tweet_store import Tweet
 from streams.mixer.features import pack_stored, stored_layout
 from streams.serving.cluster_latest import latest_page_in_round_trips
-from streams.serving.connection import is_cluster, mget, queue_mset
+from streams.serving.connection import SINGLE_SHARD, is_cluster, mget, queue_mset, shard_tags
 from streams.serving.keys import (
     ACTIVE,
     AUTHORED_PREFIX,
@@ -38,6 +38,7 @@ from streams.serving.keys import (
     mutes_key,
     not_interested_key,
     ready_key,
+    ready_keys,
     timeline_key,
     tweet_key,
 )
@@ -127,9 +128,11 @@ class ServingWrites:
         self._pipe.sadd(not_interested_key(user), author)
         self._count()
 
-    def ready(self, partition: int) -> None:
-        self._pipe.set(ready_key(partition), 1)
-        self._count()
+    def ready(self, partition: int, shards: Sequence[str]) -> None:
+        """The partition's part is in: its ready key on each shard (`connection.shard_tags`)."""
+        for shard in shards:
+            self._pipe.set(ready_key(partition, shard), 1)
+        self._count(len(shards))
 
     async def execute(self) -> None:
         if self._replaced:
@@ -207,16 +210,17 @@ class ServingReads:
         (every partition's part is in; not while it is restored after a Redis loss), the user's
         context as it was before this read, and whether the home timeline is materialised. Marks
         the user active, after reading when they last were."""
+        shards = await shard_tags(self.redis)
         pipe = self.redis.pipeline(transaction=False)
-        # One EXISTS each: each partition's key has a hash slot of its own on a cluster.
-        for p in range(partitions):
-            pipe.exists(ready_key(p))
+        for shard in shards:  # one EXISTS a shard: its ready keys share a hash slot
+            pipe.exists(*ready_keys(partitions, shard))
         _queue_user_context(pipe, user)
         pipe.exists(timeline_key(user))
         pipe.zadd(ACTIVE, {str(user): now_ms}, gt=True)
         replies = await pipe.execute()
-        present, context, (materialised, _) = replies[:partitions], replies[partitions:-2], replies[-2:]
-        return OpenedRead(sum(present) == partitions, _user_context(context), bool(materialised))
+        present, context = replies[: len(shards)], replies[len(shards) : -2]
+        ready = sum(present) == partitions * len(shards)
+        return OpenedRead(ready, _user_context(context), bool(replies[-2]))
 
     async def user_context(self, user: int) -> UserContext:
         """The user's context, as a read sees it, without marking the user active."""
@@ -247,7 +251,7 @@ class ServingReads:
             blocked_by_key(user),
             mutes_key(user),
             timeline_key(user),
-            *(ready_key(p) for p in range(partitions)),
+            *ready_keys(partitions, SINGLE_SHARD),
         ]
         args = [user, now_ms, active_since_ms, want, "" if max_id is None else max_id, READ_SLACK]
         reply = await LATEST_PAGE(self.redis, keys, [*args, AUTHORED_PREFIX, TWEET_PREFIX, LIKES_PREFIX])

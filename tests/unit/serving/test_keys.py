@@ -10,7 +10,7 @@ def test_keys_members_and_fields_are_what_redis_already_holds() -> None:
     app = RedisKeys("homemixer")
     assert app.timeline_key(7) == "homemixer:tl:{7}"
     assert app.served_by_key(7) == "homemixer:servedby:{7}"
-    assert app.ready_key(3) == "homemixer:ready:{3}"
+    assert app.ready_key(3, "0") == "homemixer:ready:{0}:3"
     assert app.calibration_served_key(7) == "homemixer:cal:{cal}:7"
     assert app.calibration_pending == "homemixer:cal:{cal}:pending"
     assert app.calibration == "homemixer:calibration:{cal}"
@@ -31,7 +31,7 @@ def test_every_key_of_an_app_starts_with_its_prefix() -> None:
         app.blocks_key(1),
         app.blocked_by_key(1),
         app.mutes_key(1),
-        app.ready_key(0),
+        app.ready_key(0, "0"),
         app.features_key("tweet", "1"),
         app.not_interested_key(1),
         app.served_key(1),
@@ -75,6 +75,12 @@ def test_a_users_keys_read_together_share_a_cluster_hash_slot() -> None:
         app.calibration_served_key(2),
     ]
     assert len({key_slot(k.encode()) for k in calibration}) == 1
+
+
+def test_a_shards_ready_keys_share_its_hash_slot() -> None:
+    app = RedisKeys("homemixer")
+    assert len({key_slot(k.encode()) for k in app.ready_keys(8, "5")}) == 1
+    assert key_slot(b"5") == key_slot(app.ready_key(0, "5").encode())
 
 
 def test_the_scan_pattern_escapes_glob_characters() -> None:
