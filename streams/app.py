@@ -13,11 +13,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.asyncio import Redis
 
 from streams.runtime.batch_transport import batch_broker_url
+from streams.serving.connection import REDIS_UNAVAILABLE, connect
 from streams.settings import Settings
 
 settings = Settings.from_env()
@@ -67,11 +66,7 @@ def redis_client() -> Redis:
     """The worker's Redis client (one connection pool, created on first use inside the loop)."""
     global _redis
     if _redis is None:
-        # A blocking pool: past its size a request waits for a connection instead of failing.
-        pool = BlockingConnectionPool.from_url(
-            settings.redis_url, max_connections=REDIS_CONNECTIONS, timeout=REDIS_WAIT_S
-        )
-        _redis = Redis(connection_pool=pool)
+        _redis = connect(settings.redis_url, settings.redis_cluster, REDIS_CONNECTIONS, REDIS_WAIT_S)
     return _redis
 
 
@@ -86,7 +81,7 @@ def tolerating_redis_outages(upkeep: Callable[[], Awaitable[None]]) -> Callable[
     async def tolerant() -> None:
         try:
             await upkeep()
-        except (RedisConnectionError, RedisTimeoutError) as exc:
+        except REDIS_UNAVAILABLE as exc:
             log.warning("%s: Redis is unreachable (%s); trying again at the next tick", upkeep.__name__, exc)
 
     return tolerant

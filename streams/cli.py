@@ -237,7 +237,7 @@ def reset(yes: bool) -> None:
         [t for t in app_topic_names() if t in counts],
         kafka.groups(settings.app_id, changelogs, candidates),
         settings.data_dir if settings.data_dir.exists() else None,
-        asyncio.run(_with_redis(settings.redis_url, lambda r: count_matching(r, pattern))),
+        asyncio.run(_with_redis(settings, lambda r: count_matching(r, pattern))),
     )
     click.echo("\n".join(plan.describe()))
     if not yes:
@@ -254,7 +254,7 @@ def reset(yes: bool) -> None:
     def progress(n: int) -> None:
         click.echo(f"redis: {n}/{total} keys unlinked")
 
-    done = asyncio.run(_with_redis(settings.redis_url, lambda r: unlink_matching(r, pattern, progress)))
+    done = asyncio.run(_with_redis(settings, lambda r: unlink_matching(r, pattern, progress)))
     click.echo(f"reset done: {done} Redis keys unlinked")
 
 
@@ -296,7 +296,7 @@ def feeds_build(user: int | None, all_users: bool) -> None:
                 click.echo(f"built {done}/{len(users)} users")
         return len(users)
 
-    built = asyncio.run(_with_redis(settings.redis_url, build))
+    built = asyncio.run(_with_redis(settings, build))
     click.echo(f"built {built} timelines")
 
 
@@ -318,16 +318,18 @@ def feeds_clear(user: int | None, all_users: bool) -> None:
             return await cache.clear([user])
         return await cache.clear_all(lambda n: click.echo(f"cleared {n} timelines so far"))
 
-    cleared = asyncio.run(_with_redis(settings.redis_url, clear))
+    cleared = asyncio.run(_with_redis(settings, clear))
     click.echo(f"cleared {cleared} timelines")
 
 
 T = TypeVar("T")
 
 
-async def _with_redis(url: str, body: Callable[[AsyncRedis], Awaitable[T]]) -> T:
-    """`body` run with an asyncio Redis client of `url`, closed after it."""
-    client = AsyncRedis.from_url(url)
+async def _with_redis(settings: Settings, body: Callable[[AsyncRedis], Awaitable[T]]) -> T:
+    """`body` run with an asyncio client of the settings' Redis (or Redis Cluster), closed after it."""
+    from streams.serving.connection import connect
+
+    client = connect(settings.redis_url, settings.redis_cluster, max_connections=8, wait_s=30.0)
     try:
         return await body(client)
     finally:

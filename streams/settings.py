@@ -88,6 +88,8 @@ def app_id_from_env(env: Mapping[str, str] | None = None) -> str:
 class Settings:
     broker: str = DEFAULT_BROKER
     redis_url: str = DEFAULT_REDIS_URL
+    # REDIS_URL names any node of a Redis Cluster; keys are spread over its masters by hash slot.
+    redis_cluster: bool = False
     data_dir: Path = field(default_factory=lambda: Path("./homemixer-data"))
     # Newest first: the first signs tokens, every one verifies them (rotation, README "Tokens").
     secrets: tuple[str, ...] = (DEFAULT_SECRET,)
@@ -135,6 +137,7 @@ class Settings:
         return cls(
             broker=env.get("KAFKA_BROKER", DEFAULT_BROKER),
             redis_url=env.get("REDIS_URL", DEFAULT_REDIS_URL),
+            redis_cluster=env.get("HOMEMIXER_REDIS_CLUSTER", "") in ("1", "true", "yes"),
             data_dir=Path(env.get("HOMEMIXER_DATA_DIR", "./homemixer-data")),
             secrets=_secrets(env),
             token_ttl_s=_positive(env, "HOMEMIXER_TOKEN_TTL_S", DEFAULT_TOKEN_TTL_S),

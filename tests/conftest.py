@@ -4,9 +4,11 @@ The broker is the embedded one (Tansu) unless `HOMEMIXER_TEST_BROKER=kafka` or `
 chooses Apache Kafka (tests/brokers.py). Tansu starts in milliseconds, so each test gets a fresh
 one and every count is exact; Kafka takes seconds, so one broker serves the session and every
 topic is deleted before each test that uses it, which leaves it as empty as a fresh one (consumer
-groups are per test already: each cluster has its own app id). Redis is started once per session.
-`KAFKA_BROKER` / `REDIS_URL` point the tests at existing servers instead; tests that need an empty
-broker are then skipped.
+groups are per test already: each cluster has its own app id). Redis is started once per session:
+one Redis, or with `HOMEMIXER_TEST_REDIS=cluster` a real Redis Cluster of three masters
+(tests/redis_cluster.py), which the workers and the tests' own clients then use as one
+(HOMEMIXER_REDIS_CLUSTER). `KAFKA_BROKER` / `REDIS_URL` point the tests at existing servers
+instead; tests that need an empty broker are then skipped.
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from streams.dev.embedded import start_redis
 from tests.brokers import BROKER_LACKS, BROKERS, broker_kind, delete_all_topics, start_test_broker
-from tests.harness import Cluster
+from tests.harness import Cluster, flush_redis
 from tests.kafka_broker import KAFKA_VERSION, KafkaBroker, KafkaUnavailable, start_kafka
+from tests.redis_cluster import RedisClusterServers, start_redis_cluster
 
 KAFKA_START_SECONDS = pytest.StashKey[float]()
 
@@ -35,7 +37,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def redis_kind() -> str:
+    """ "single" (one Redis) or "cluster" (a Redis Cluster): HOMEMIXER_TEST_REDIS."""
+    kind = os.environ.get("HOMEMIXER_TEST_REDIS", "single")
+    if kind not in ("single", "cluster"):
+        raise pytest.UsageError(f"HOMEMIXER_TEST_REDIS={kind!r}: say single or cluster")
+    return kind
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    if redis_kind() == "cluster":
+        # Read by the workers the tests start and by the tests' own clients (tests/harness.py).
+        os.environ["HOMEMIXER_REDIS_CLUSTER"] = "1"
     config.addinivalue_line(
         "markers",
         "broker_feature(name, ...): needs a broker feature (tests/brokers.py BROKER_LACKS); "
@@ -45,7 +58,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> str:
     kind = broker_kind(config.getoption("--broker"))
-    return f"broker: {kind}" + (f" (Apache Kafka {KAFKA_VERSION})" if kind == "kafka" else "")
+    broker = f"broker: {kind}" + (f" (Apache Kafka {KAFKA_VERSION})" if kind == "kafka" else "")
+    return f"{broker}; redis: {redis_kind()}"
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -70,9 +84,23 @@ def broker_under_test(pytestconfig: pytest.Config) -> str:
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServers]:
+    """A Redis Cluster of three masters, for the session."""
+    servers = start_redis_cluster(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        yield servers
+    finally:
+        servers.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(request: pytest.FixtureRequest) -> Iterator[str]:
     if os.environ.get("REDIS_URL"):
         yield os.environ["REDIS_URL"]
+        return
+    if redis_kind() == "cluster":
+        servers: RedisClusterServers = request.getfixturevalue("redis_cluster")
+        yield servers.url
         return
     server = start_redis()
     try:
@@ -123,6 +151,6 @@ def empty_broker(bootstrap: str) -> str:
 
 @pytest.fixture
 def cluster(bootstrap: str, redis_url: str, tmp_path: Path) -> Iterator[Cluster]:
-    redis.Redis.from_url(redis_url).flushall()
+    flush_redis(redis_url)
     with Cluster(bootstrap, redis_url, tmp_path) as c:
         yield c

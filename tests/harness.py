@@ -26,7 +26,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from streams.dev.embedded import free_port, terminate
+from streams.serving.connection import connect
 from streams.serving.keys import RedisKeys
+from streams.settings import Settings
 
 WORKER_READY_TIMEOUT_S = 60.0
 
@@ -148,7 +150,7 @@ class Cluster:
         log = self.root / f"{name}.log"
         env = self.env(HOMEMIXER_DATA_DIR=str(data_dir), WEB_PORT=str(port), **extra_env)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"],
+            [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "info"],
             env=env,
             stdout=open(log, "ab"),
             stderr=subprocess.STDOUT,
@@ -251,13 +253,32 @@ class Cluster:
         raise AssertionError(f"timed out reading {topic}: {len(values)} messages so far")
 
 
+def on_redis_cluster() -> bool:
+    """The tests run on a Redis Cluster (`HOMEMIXER_TEST_REDIS=cluster`, which sets the workers'
+    HOMEMIXER_REDIS_CLUSTER): tests/conftest.py."""
+    return Settings.from_env().redis_cluster
+
+
+def sync_redis_client(redis_url: str) -> sync_redis.Redis:
+    """A blocking client of the tests' Redis, or of their Redis Cluster through any node."""
+    if on_redis_cluster():
+        client: Any = sync_redis.RedisCluster.from_url(redis_url)
+        return client  # type: ignore[no-any-return]
+    return sync_redis.Redis.from_url(redis_url)
+
+
+def flush_redis(redis_url: str) -> None:
+    """Every key gone (on a cluster, from every master)."""
+    sync_redis_client(redis_url).flushall()
+
+
 def with_redis(redis_url: str, body: Callable[[Redis], Awaitable[None]]) -> None:
     """Run `body` with an asyncio client of a flushed Redis (a client belongs to one event loop,
     and pytest-asyncio is not a dependency: each test runs its own)."""
-    sync_redis.Redis.from_url(redis_url).flushdb()
+    flush_redis(redis_url)
 
     async def main() -> None:
-        client = Redis.from_url(redis_url)
+        client = connect(redis_url, on_redis_cluster(), max_connections=16, wait_s=10.0)
         try:
             await body(client)
         finally:

@@ -33,6 +33,7 @@ from streams.runtime.batch import BATCH_MAX, Batch, fresh_events, run_batch
 from streams.runtime.batch_transport import RecordBatch, batch_topic
 from streams.runtime.metrics import EVENT_DELAY_BUCKETS, REGISTRY
 from streams.runtime.sink import SinkBatch
+from streams.serving.connection import shard_tags
 from streams.serving.keys import ready_key
 from streams.serving.view import ServingReads, ServingWrites
 from streams.snowflake import snowflake_ms
@@ -238,7 +239,7 @@ def threshold_crossing(user: int, crossing: Crossing, followers: int, ts: int) -
 
 
 async def restore_partition(partition: int, store: PartitionStore) -> None:
-    """Write one partition's part of the Redis view from RocksDB, then mark it ready."""
+    """Write one partition's part of the Redis view from RocksDB, then mark it ready on every shard."""
     graph = FollowerGraph(store)
     tweets = TweetStore(store, settings.timeline_max)
     writes = ServingWrites(redis_client(), settings.timeline_max)
@@ -251,8 +252,12 @@ async def restore_partition(partition: int, store: PartitionStore) -> None:
         writes.celebrity(user, True)
     for tweet in tweets.all_tweets():
         writes.tweet(tweet)
-    writes.ready(partition)
     await writes.execute()
+    # Only once the part is in: a cluster pipeline runs on the masters in parallel, so a ready key
+    # sent with the part could be read before the keys it vouches for.
+    marks = ServingWrites(redis_client(), settings.timeline_max)
+    marks.ready(partition, await shard_tags(redis_client()))
+    await marks.execute()
 
 
 async def restore_redis_view() -> None:
@@ -260,7 +265,9 @@ async def restore_redis_view() -> None:
     redis = redis_client()
     assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic == by_author.get_topic_name()}
     for partition in sorted(assigned):
-        if await redis.exists(ready_key(partition)):
+        # On a cluster, a master lost and back empty is missing its ready key of the partition.
+        shards = await shard_tags(redis)
+        if await redis.exists(*(ready_key(partition, shard) for shard in shards)) == len(shards):
             continue
         tp = TP(by_author.get_topic_name(), partition)
         # The view lock keeps the node's batches out; the partition's lock, the store restorer

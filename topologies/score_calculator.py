@@ -30,11 +30,10 @@ from streams.mixer.engagement_model import ScoringModel
 from streams.mixer.score_updates import UserScore, ViewerChange, candidates_to_rescore, viewer_changes
 from streams.mixer.scorers import EngagementScorer
 from streams.ranked.bandit_store import load_adaptation
-from streams.ranked.hydrator import RedisHydrator
+from streams.ranked.hydrator import RedisHydrator, hydrate_replies
 from streams.ranked.served_outcomes import load_calibration
 from streams.runtime.batch import Batch, fresh_events
 from streams.runtime.sink import SinkBatch
-from streams.serving.scripts import execute
 from streams.serving.view import ServingReads, UserContext
 from streams.state.node_state import node_state_named
 from topologies.topics import ROUTES, node_agent, node_state, sink_topics
@@ -89,10 +88,8 @@ async def rescore(redis: Redis, changes: dict[int, ViewerChange]) -> list[UserSc
         )
         plans = [plan_viewer(redis, adaptation, u, changes[u], following[u], newest) for u in chunk]
         plans = [p for p in plans if p.items]
-        pipe = redis.pipeline(transaction=False)
-        for plan in plans:
-            plan.hydrator.queue(pipe, plan.query, plan.items)
-        candidates = [plan.candidates(reply) for plan, reply in zip(plans, await execute(pipe), strict=True)]
+        replies = await hydrate_replies(redis, [p.hydrator.script_call(p.query, p.items) for p in plans])
+        candidates = [plan.candidates(reply) for plan, reply in zip(plans, replies, strict=True)]
         results = scorer.score_many([(plan.query, c) for plan, c in zip(plans, candidates, strict=True)])
         for plan, plan_candidates, plan_results in zip(plans, candidates, results, strict=True):
             scores.extend(plan.user_scores(plan_candidates, plan_results))

@@ -38,6 +38,7 @@ from streams.http.rules import (
 )
 from streams.ingest.codec import encode_json
 from streams.ranked.reader import RankedReader
+from streams.serving.connection import REDIS_UNAVAILABLE
 from streams.serving.view import ServingReads
 from streams.snowflake import SnowflakeGenerator
 from streams.timelines.cache import TimelineCache
@@ -51,6 +52,13 @@ tweet_ids = SnowflakeGenerator(settings.snowflake_worker)
 PAGE = (resources.files("streams.http") / "static" / "index.html").read_text("utf-8")
 PAGE_HEADERS = page_security_headers(PAGE)
 RETRY_NOT_READY_S = 2
+
+
+def unavailable(problem: str) -> HttpError:
+    """The 503 of a read that Redis cannot answer yet: restoring, or unreachable."""
+    return HttpError(503, problem, (("Retry-After", str(RETRY_NOT_READY_S)),))
+
+
 TIMELINE_ROUTE = "/timelines/{user_id}"
 # A stream ends after this long and the page opens another: a worker's streams spread again over
 # the workers after a restart, and no connection outlives a proxy's idle limit unnoticed.
@@ -107,7 +115,9 @@ class Timelines(View):
             else:
                 body = (await reader().latest(query.user_id, query.limit, query.max_id, now_ms)).to_json()
         except NotReady as exc:
-            return refuse(self, HttpError(503, str(exc), (("Retry-After", str(RETRY_NOT_READY_S)),)))
+            return refuse(self, unavailable(str(exc)))
+        except REDIS_UNAVAILABLE as exc:
+            return refuse(self, unavailable(f"Redis is unreachable ({type(exc).__name__}); retry shortly"))
         return self.json(body)
 
 
@@ -251,7 +261,7 @@ class TimelineEvents(View):
                     break
                 try:
                     items = (await reader().latest(user, MAX_LIMIT, None, int(time.time() * 1000))).items
-                except NotReady:
+                except (NotReady, *REDIS_UNAVAILABLE):
                     items = []
                 if since_id is None:
                     since_id = items[0]["tweet_id"] if items else 0

@@ -19,10 +19,13 @@ from streams.runtime.batch_transport import RecordBatch, batch_topic
 from streams.runtime.metrics import REGISTRY
 from streams.runtime.sink import SinkBatch
 from streams.runtime.topic_admin import CHANGELOG_CONFIG
+from streams.serving.connection import REDIS_UNAVAILABLE
 from streams.state.kafka_changelog import KafkaChangelog, StoreUnrecoverable
 from streams.state.node_state import NodeState, register
 
 log = logging.getLogger(__name__)
+# How long a node waits before retrying a batch that Redis could not take.
+REDIS_RETRY_S = 1.0
 
 
 def _raw_topic(name: str, partitions: int | None = None) -> TopicT:
@@ -95,11 +98,21 @@ def batch_agent(topic: TopicT, name: str, process_batch: Callable[[RecordBatch],
 
     async def agent(stream: StreamT[RecordBatch]) -> None:
         async for records in stream:
-            try:
-                await process_batch(records)
-            except StoreUnrecoverable as exc:
-                await stop_worker(name, exc)
-                raise
+            while True:
+                try:
+                    await process_batch(records)
+                    break
+                except StoreUnrecoverable as exc:
+                    await stop_worker(name, exc)
+                    raise
+                except REDIS_UNAVAILABLE as exc:
+                    # The same batch again, once Redis answers: a crashed agent would go on with
+                    # the next batch, and this one's effects would be lost. A partition revoked
+                    # meanwhile is its new owner's to repeat, from the committed offset.
+                    if records.tp not in app.consumer.assignment():
+                        break
+                    log.warning("%s: Redis is unreachable (%s); retrying the batch", name, exc)
+                    await asyncio.sleep(REDIS_RETRY_S)
 
     app.agent(topic, name=name)(agent)
 

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,7 +107,9 @@ def start_broker(port: int | None = None, log: Path | None = None) -> ChildServe
     return ChildServer("broker", port, proc)
 
 
-def start_redis(port: int | None = None, log: Path | None = None) -> ChildServer:
+def start_redis(
+    port: int | None = None, log: Path | None = None, extra_args: Sequence[str] = ()
+) -> ChildServer:
     port = port or free_port()
     cmd = [
         redis_server_binary(),
@@ -118,6 +121,7 @@ def start_redis(port: int | None = None, log: Path | None = None) -> ChildServer
         "",
         "--appendonly",
         "no",
+        *extra_args,
     ]
     proc = _spawn(cmd, log)
     wait_for_port(port, proc, "redis-server")

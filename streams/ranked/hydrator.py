@@ -11,11 +11,11 @@ feedback on the authors (`streams.ranked.feedback_store`).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 
 from streams.mixer.components import Query, SourceItem, ViewerContext
 from streams.mixer.features import (
@@ -26,9 +26,11 @@ from streams.mixer.features import (
     tweet_age_ms,
 )
 from streams.mixer.viewer_feedback import VIEWER
+from streams.ranked.cluster_hydrate import hydrate_in_round_trips
 from streams.ranked.feedback_store import decode_lifts
+from streams.serving.connection import is_cluster
 from streams.serving.keys import TWEET_PREFIX, features_key, feedback_key, served_key
-from streams.serving.scripts import Script
+from streams.serving.scripts import Script, execute
 from streams.serving.view import UserContext
 
 HYDRATE = Script("streams.ranked", "hydrate.lua")
@@ -37,6 +39,18 @@ HYDRATE = Script("streams.ranked", "hydrate.lua")
 def _pairs(flat: Sequence[Any]) -> Iterator[tuple[Any, Any]]:
     """(position, value) pairs of a script's flat {position, value, ...} list."""
     return zip(flat[::2], flat[1::2], strict=True)
+
+
+async def hydrate_replies(redis: Redis, calls: Sequence[tuple[list[str], list[str]]]) -> list[Any]:
+    """`hydrate.lua`'s replies to many (KEYS, ARGV) calls: one pipeline on one Redis (the score
+    calculator hydrates every viewer of a batch in one round trip); on a cluster, side by side in
+    Python (`cluster_hydrate`). `RedisHydrator.decode` reads each."""
+    if is_cluster(redis):
+        return list(await asyncio.gather(*(hydrate_in_round_trips(redis, k, a) for k, a in calls)))
+    pipe = redis.pipeline(transaction=False)
+    for keys, args in calls:
+        HYDRATE.queue(pipe, keys, args)
+    return await execute(pipe)
 
 
 class RedisHydrator:
@@ -64,13 +78,8 @@ class RedisHydrator:
     ) -> Sequence[CandidateFeatures]:
         if not items:
             return []
-        keys, args = self.script_call(query, items)
-        return self.decode(await HYDRATE(self._redis, keys, args), query, viewer, items)
-
-    def queue(self, pipe: Pipeline, query: Query, items: Sequence[SourceItem]) -> None:
-        """Queue the hydration of `items` (not empty) in `pipe`: the score calculator hydrates
-        every viewer of a batch in one round trip. `decode` reads its reply."""
-        HYDRATE.queue(pipe, *self.script_call(query, items))
+        (reply,) = await hydrate_replies(self._redis, [self.script_call(query, items)])
+        return self.decode(reply, query, viewer, items)
 
     def script_call(self, query: Query, items: Sequence[SourceItem]) -> tuple[list[str], list[str]]:
         user_id = query.user_id

@@ -1,10 +1,11 @@
--- What the read path keeps of a ranked page (`RedisServedRecorder.record_served`): the served set,
--- each tweet's served tag, and the serving arm's counts. The served set keeps the newest `keep`;
+-- What the read path keeps of a ranked page (`RedisServedRecorder.record_served`): the served set
+-- and each tweet's served tag (the serving arm's counts, in the bucket's hash slot, are counted
+-- beside this call). The served set keeps the newest `keep`;
 -- a tweet trimmed from it leaves the served-by hash too, so the hash never holds more than the
 -- set, and one that does (left by an earlier version) is cleaned once.
---   KEYS: the viewer's served set, the viewer's served-by hash, the bucket's adaptation hash.
+--   KEYS: the viewer's served set, the viewer's served-by hash (one hash slot: keys.py).
 --   ARGV: now ms, how many to keep, the served tag (`streams.serving.keys.served_tag`), the tweet
---         ids (space-separated), then the arm's field, amount pairs.
+--         ids (space-separated).
 local served, served_by, now, keep, tag = KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local scored, tagged = {}, {}
 for id in string.gmatch(ARGV[4], '%d+') do
@@ -26,4 +27,3 @@ if redis.call('HLEN', served_by) > keep then
     if not redis.call('ZSCORE', served, id) then redis.call('HDEL', served_by, id) end
   end
 end
-for i = 5, #ARGV, 2 do redis.call('HINCRBYFLOAT', KEYS[3], ARGV[i], ARGV[i + 1]) end

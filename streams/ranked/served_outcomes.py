@@ -34,6 +34,7 @@ from streams.mixer.components import PageItem
 from streams.mixer.features import KINDS
 from streams.mixer.viewer_feedback import seen_evidence
 from streams.ranked.feedback_store import queue_learning
+from streams.serving.connection import is_cluster
 from streams.serving.keys import (
     CALIBRATION,
     CALIBRATION_PENDING,
@@ -169,9 +170,16 @@ async def _fit_round(redis: Redis, cutoff_ms: int, now_ms: int, learn: bool) -> 
         pipe.zrem(CALIBRATION_PENDING, *(member for member, _ in taken))
         if learnt:
             pipe.hset(CALIBRATION, mapping=cast(dict[FieldT, EncodableT], calibrator.to_dict()))
-        for user_id, by_author in seen_evidence(seen, fit).items():
-            queue_learning(pipe, user_id, now_ms, by_author)
+        evidence = seen_evidence(seen, fit)
+        # A cluster keeps the users' feedback in their own hash slots, out of this transaction's
+        # (keys.py): there it is learnt right after it, and lost, never doubled, if the fitter
+        # dies in between.
+        later = redis.pipeline(transaction=False) if is_cluster(redis) else pipe
+        for user_id, by_author in evidence.items():
+            queue_learning(later, user_id, now_ms, by_author)
         await execute(pipe)
+        if later is not pipe and evidence:
+            await execute(later)
         return FitRound(learnt, not_learnt, lost)
 
 

@@ -17,8 +17,7 @@ from streams.serving.scripts import Script, execute
 # What a user was served stays known this long for the "previously served" filter and feedback.
 SERVED_KEEP = 2000
 
-# The served set, each tweet's served tag and the serving arm's counts, with the page's ids as one
-# argument.
+# The served set and each tweet's served tag, with the page's ids as one argument.
 SERVE = Script("streams.ranked", "serve.lua")
 
 
@@ -35,14 +34,17 @@ class RedisServedRecorder:
         pipe = self._redis.pipeline(transaction=False)
         SERVE.queue(
             pipe,
-            [served_key(query.user_id), served_by_key(query.user_id), adaptation_key(query.bucket)],
+            [served_key(query.user_id), served_by_key(query.user_id)],
             [
                 query.now_ms,
                 self._keep,
                 served_tag(query.bucket, query.strategy),
                 " ".join([str(i.tweet_id) for i in items]),
-                *(x for field, amount in increments.items() if amount for x in (field, amount)),
             ],
         )
+        # The arm's counts are the bucket's, in another hash slot than the viewer's served keys.
+        for field, amount in increments.items():
+            if amount:
+                pipe.hincrbyfloat(adaptation_key(query.bucket), field, amount)
         record_served_predictions(pipe, query.user_id, query.now_ms, items, self._label_window_ms)
         await execute(pipe)

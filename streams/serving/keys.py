@@ -12,28 +12,40 @@ and `homemixer reset` finds all of an app's keys by one SCAN pattern (`app_patte
 keys are `KEYS`, the `RedisKeys` of the app id in its environment; the module-level names below
 are its members, so that callers import a key's builder and not the app id.
 
+A user's keys that one script or one command reads together carry the user id as a Redis Cluster
+hash tag (`homemixer:tl:{42}`, written `{app}:tl:{user}` below like every key; the braces of
+the tagged ones, marked *, are literal): on a cluster the timeline, follows, blocks, mutes,
+not-interested, served and feedback keys of one user share a hash slot, so a script may touch
+them together and SUNION may join them. Each partition has a ready key on every shard (every
+master of a cluster, tagged by one of its slots: `connection.shard_tags`; `0` on one Redis), so
+that a master lost and back empty is seen as a partition's part gone, whichever user's keys it
+held. The
+calibration's keys (the fit, the pending queue and every user's served records) share the tag
+`{cal}`: its fitter takes, learns and forgets them in one transaction, and `mark.lua` marks many
+users' records in one call.
+
 | key | type | what (written by) |
 | --- | --- | --- |
-| `{app}:tl:{user}` | zset, score = member = tweet id | home timeline + sentinel "0" (fanout, reads) |
-| `{app}:fo:{user}` | set of user ids | whom the user follows (graph) |
+| `{app}:tl:{user}`* | zset, score = member = tweet id | home timeline + sentinel "0" (fanout, reads) |
+| `{app}:fo:{user}`* | set of user ids | whom the user follows (graph) |
 | `{app}:celebs` | set of user ids | authors at or over the celebrity threshold (graph) |
 | `{app}:au:{author}` | zset, score = member = tweet id | the author's newest tweets (fanout) |
 | `{app}:tw:{tweet}` | hash | a tweet's fields for hydration; gone once deleted (fanout) |
-| `{app}:bk:{user}`, `{app}:bkby:{user}` | set of user ids | whom the user blocked, who blocked them (graph) |
-| `{app}:mu:{user}` | set of user ids | whom the user muted (graph) |
+| `{app}:bk:{user}`*, `{app}:bkby:{user}`* | set of user ids | whom they blocked, who blocked them (graph) |
+| `{app}:mu:{user}`* | set of user ids | whom the user muted (graph) |
 | `{app}:active` | zset, score = ms | each user's latest activity: any event, or a read (parser, reads) |
-| `{app}:ready:{partition}` | string | that partition's part of the above is in Redis (each worker) |
+| `{app}:ready:{shard}:{partition}`* | string | the partition's part of the above is on the shard (workers) |
 | `{app}:f:{entity}` | string | packed features for scoring, e.g. `{app}:f:tweet:9` (aggregator, booster) |
 | `{app}:lk:{tweet}` | string | the tweet's like count, net of unlikes, as the page shows it (aggregator) |
 | `{app}:trending` | zset, score = boost | tweets that real-time signals point at (signal booster) |
-| `{app}:ni:{user}` | set of user ids | authors the user said `not_interested` in (aggregator) |
-| `{app}:served:{user}` | zset, score = ms | the newest 2,000 tweets served to the user, ranked (read path) |
-| `{app}:servedby:{user}` | hash | served tweet -> `bucket/strategy`, until credited (reads, aggregator) |
+| `{app}:ni:{user}`* | set of user ids | authors the user said `not_interested` in (aggregator) |
+| `{app}:served:{user}`* | zset, score = ms | the newest 2,000 tweets served to the user, ranked (read path) |
+| `{app}:servedby:{user}`* | hash | served tweet -> `bucket/strategy`, until credited (reads, aggregator) |
 | `{app}:adapt:{bucket}` | hash | the bucket's learning state and engagement counts (read path, aggregator) |
-| `{app}:cal:{user}` | hash | tweet -> raw predictions as served; `{tweet}:{kind}`: done (reads, aggregator) |
-| `{app}:cal:pending` | zset, score = ms | `{user}:{tweet}` served, awaiting an outcome (read path; fitter) |
-| `{app}:calibration` | hash | the scorer's Platt fit per segment and kind (fitter) |
-| `{app}:fb:{user}` | hash | viewer feedback: `{author}`, `viewer` -> "engaged expected ts" (fitter) |
+| `{app}:cal:{cal}:{user}`* | hash | tweet -> predictions served; `{tweet}:{kind}`: done (reads, aggregator) |
+| `{app}:cal:{cal}:pending`* | zset, score = ms | `{user}:{tweet}` served, awaiting outcome (reads; fitter) |
+| `{app}:calibration:{cal}`* | hash | the scorer's Platt fit per segment and kind (fitter) |
+| `{app}:fb:{user}`* | hash | viewer feedback: `{author}`, `viewer` -> "engaged expected ts" (fitter) |
 
 Each format made of parts has one build function here, and one parse function where Python reads
 it back. A script that must build or parse one from what it reads in Redis does so itself, and
@@ -55,6 +67,9 @@ from streams.settings import app_id_from_env
 # page's last id) always skips that id itself, and rarely a few more; the readers filter them out.
 READ_SLACK: Final = 8
 
+# The hash tag of every calibration key (module doc).
+CALIBRATION_TAG: Final = "{cal}"
+
 # Characters SCAN MATCH reads as a pattern; an app id holding one must match only itself.
 _GLOB_SPECIAL: Final = "\\*?[]^"
 
@@ -67,6 +82,11 @@ def app_prefix(app_id: str) -> str:
 def app_pattern(app_id: str) -> str:
     """A SCAN MATCH pattern for every Redis key of the app `app_id`, and no other app's."""
     return _starting_with(app_prefix(app_id))
+
+
+def _tag(entity: int) -> str:
+    """`entity` as a Redis Cluster hash tag: keys holding the same tag share a hash slot."""
+    return f"{{{entity}}}"
 
 
 def _starting_with(prefix: str) -> str:
@@ -108,7 +128,7 @@ class RedisKeys:
 
     @property
     def calibration_served_prefix(self) -> str:
-        return f"{self.prefix}cal:"
+        return f"{self.prefix}cal:{CALIBRATION_TAG}:"
 
     @property
     def celebrities(self) -> str:
@@ -124,18 +144,18 @@ class RedisKeys:
 
     @property
     def calibration(self) -> str:
-        return f"{self.prefix}calibration"
+        return f"{self.prefix}calibration:{CALIBRATION_TAG}"
 
     @property
     def calibration_pending(self) -> str:
-        return f"{self.prefix}cal:pending"
+        return f"{self.prefix}cal:{CALIBRATION_TAG}:pending"
 
     def timeline_key(self, user_id: int) -> str:
         """The sorted set holding `user_id`'s materialised home timeline."""
-        return f"{self.timeline_prefix}{user_id}"
+        return f"{self.timeline_prefix}{_tag(user_id)}"
 
     def following_key(self, user_id: int) -> str:
-        return f"{self.prefix}fo:{user_id}"
+        return f"{self.prefix}fo:{_tag(user_id)}"
 
     def authored_key(self, author_id: int) -> str:
         return f"{self.authored_prefix}{author_id}"
@@ -144,16 +164,20 @@ class RedisKeys:
         return f"{self.tweet_prefix}{tweet_id}"
 
     def blocks_key(self, user_id: int) -> str:
-        return f"{self.prefix}bk:{user_id}"
+        return f"{self.prefix}bk:{_tag(user_id)}"
 
     def blocked_by_key(self, user_id: int) -> str:
-        return f"{self.prefix}bkby:{user_id}"
+        return f"{self.prefix}bkby:{_tag(user_id)}"
 
     def mutes_key(self, user_id: int) -> str:
-        return f"{self.prefix}mu:{user_id}"
+        return f"{self.prefix}mu:{_tag(user_id)}"
 
-    def ready_key(self, partition: int) -> str:
-        return f"{self.prefix}ready:{partition}"
+    def ready_key(self, partition: int, shard: str) -> str:
+        return f"{self.prefix}ready:{{{shard}}}:{partition}"
+
+    def ready_keys(self, partitions: int, shard: str) -> list[str]:
+        """Every partition's ready key on one shard: they share its hash slot."""
+        return [self.ready_key(p, shard) for p in range(partitions)]
 
     def features_key(self, entity_type: str, entity_id: str) -> str:
         return f"{self.prefix}f:{entity_type}:{entity_id}"
@@ -162,13 +186,13 @@ class RedisKeys:
         return f"{self.likes_prefix}{tweet_id}"
 
     def not_interested_key(self, user_id: int) -> str:
-        return f"{self.prefix}ni:{user_id}"
+        return f"{self.prefix}ni:{_tag(user_id)}"
 
     def served_key(self, user_id: int) -> str:
-        return f"{self.prefix}served:{user_id}"
+        return f"{self.prefix}served:{_tag(user_id)}"
 
     def served_by_key(self, user_id: int) -> str:
-        return f"{self.prefix}servedby:{user_id}"
+        return f"{self.prefix}servedby:{_tag(user_id)}"
 
     def adaptation_key(self, bucket: str) -> str:
         return f"{self.prefix}adapt:{bucket}"
@@ -177,7 +201,7 @@ class RedisKeys:
         return f"{self.calibration_served_prefix}{user_id}"
 
     def feedback_key(self, user_id: int) -> str:
-        return f"{self.prefix}fb:{user_id}"
+        return f"{self.prefix}fb:{_tag(user_id)}"
 
 
 KEYS: Final = RedisKeys(app_id_from_env())
@@ -203,6 +227,7 @@ blocks_key: Final = KEYS.blocks_key
 blocked_by_key: Final = KEYS.blocked_by_key
 mutes_key: Final = KEYS.mutes_key
 ready_key: Final = KEYS.ready_key
+ready_keys: Final = KEYS.ready_keys
 features_key: Final = KEYS.features_key
 likes_key: Final = KEYS.likes_key
 not_interested_key: Final = KEYS.not_interested_key
@@ -225,7 +250,7 @@ def parse_served_tag(tag: bytes | str) -> tuple[str, str]:
 
 
 def pending_member(user_id: int, tweet_id: int) -> str:
-    """A `{app}:cal:pending` member: a tweet served to the user, awaiting its outcome."""
+    """A `{app}:cal:{cal}:pending` member: a tweet served to the user, awaiting its outcome."""
     return f"{user_id}:{tweet_id}"
 
 
@@ -236,7 +261,7 @@ def parse_pending_member(member: bytes | str) -> tuple[int, int]:
 
 
 def outcome_field(tweet_id: int, kind: str) -> str:
-    """The `{app}:cal:{user}` field that marks the user having done `kind` to the served tweet."""
+    """The `{app}:cal:{cal}:{user}` field that marks the user having done `kind` to the served tweet."""
     return f"{tweet_id}:{kind}"
 
 

@@ -10,19 +10,27 @@ ran nothing, so loading the script and running the call once more runs it exactl
   one pipeline holds here touch keys of their own, so their order does not matter). A call in a
   MULTI cannot run again inside it, so a transaction's scripts are loaded before it runs: one
   round trip per script, paid by the fitter, not by the read path.
+
+On a Redis Cluster, `__call__` is the same (SCRIPT LOAD reaches every master); a cluster pipeline
+sends its scripts by EVAL, text and all, because it spreads its calls over the masters, any of
+which may have restarted without the script, and cannot rerun just the calls that met NOSCRIPT.
+Redis caches an EVAL's compiled script by its SHA1, so only the bytes sent cost more.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any, Final
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterPipeline
 from redis.exceptions import NoScriptError
 from redis.typing import EncodableT, KeyT
+
+from streams.serving.connection import same_slot_groups
 
 # Every script by its sha: what `execute` loads again for a queued call that met NOSCRIPT.
 _BY_SHA: Final[dict[str, Script]] = {}
@@ -43,6 +51,9 @@ class Script:
 
     async def __call__(self, redis: Redis, keys: Sequence[KeyT] = (), args: Sequence[EncodableT] = ()) -> Any:
         """Run now: on a client, or on a pipeline while it watches (before its MULTI)."""
+        if isinstance(redis, ClusterPipeline):
+            # Which cannot SCRIPT LOAD on the master it watches; EVAL needs no script loaded.
+            return await redis.eval(self.text, len(keys), *keys, *args)
         try:
             return await redis.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:
@@ -51,15 +62,34 @@ class Script:
 
     def queue(self, pipe: Pipeline, keys: Sequence[KeyT] = (), args: Sequence[EncodableT] = ()) -> None:
         """Queue a call in `pipe`; run the pipeline with `execute`."""
-        pipe.evalsha(self.sha, len(keys), *keys, *args)
+        if isinstance(pipe, ClusterPipeline):
+            pipe.eval(self.text, len(keys), *keys, *args)
+        else:
+            pipe.evalsha(self.sha, len(keys), *keys, *args)
 
     async def load(self, redis: Redis) -> None:
         await redis.script_load(self.text)
+
+    async def per_slot(
+        self, redis: Redis, keys: Sequence[str], args_of: Callable[[list[int]], Sequence[EncodableT]]
+    ) -> list[tuple[list[int], Any]]:
+        """Run over `keys` as one call on one Redis; on a cluster, one call per hash slot of them,
+        pipelined, each with `args_of(its keys' positions)`. (positions, answer) per call."""
+        groups = same_slot_groups(redis, keys)
+        if len(groups) == 1:
+            (only,) = groups
+            return [(only, await self(redis, keys, args_of(only)))]
+        pipe = redis.pipeline(transaction=False)
+        for group in groups:
+            self.queue(pipe, [keys[i] for i in group], args_of(group))
+        return list(zip(groups, await execute(pipe), strict=True))
 
 
 async def execute(pipe: Pipeline) -> list[Any]:
     """`pipe.execute()` for a pipeline that may hold `Script.queue` calls (see the module doc);
     raises the first error, as `pipe.execute()` does."""
+    if isinstance(pipe, ClusterPipeline):
+        return await pipe.execute()
     stack = list(pipe.command_stack)
     calls = {
         i: _BY_SHA[sha]

@@ -13,11 +13,14 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterPipeline
 from redis.typing import EncodableT, FieldT
 
 from streams.graph.follower_graph import Relation
 from streams.graph.tweet_store import Tweet
 from streams.mixer.features import pack_stored, stored_layout
+from streams.serving.cluster_latest import latest_page_in_round_trips
+from streams.serving.connection import SINGLE_SHARD, is_cluster, mget, queue_mset, shard_tags
 from streams.serving.keys import (
     ACTIVE,
     AUTHORED_PREFIX,
@@ -35,9 +38,11 @@ from streams.serving.keys import (
     mutes_key,
     not_interested_key,
     ready_key,
+    ready_keys,
     timeline_key,
     tweet_key,
 )
+from streams.serving.latest import LatestCandidates, Rebuild
 from streams.serving.scripts import Script
 
 # Trending candidates kept for the out-of-network source: far more than a page needs.
@@ -123,13 +128,15 @@ class ServingWrites:
         self._pipe.sadd(not_interested_key(user), author)
         self._count()
 
-    def ready(self, partition: int) -> None:
-        self._pipe.set(ready_key(partition), 1)
-        self._count()
+    def ready(self, partition: int, shards: Sequence[str]) -> None:
+        """The partition's part is in: its ready key on each shard (`connection.shard_tags`)."""
+        for shard in shards:
+            self._pipe.set(ready_key(partition, shard), 1)
+        self._count(len(shards))
 
     async def execute(self) -> None:
         if self._replaced:
-            self._pipe.mset(self._replaced)
+            queue_mset(self._pipe, self._replaced)
             self._replaced = {}
             self._count()
         if self._pending:
@@ -154,17 +161,24 @@ HGET_MANY = Script("streams.serving", "hget_many.lua")
 
 def _queue_user_context(pipe: Pipeline, user: int) -> None:
     pipe.smembers(following_key(user))
-    pipe.sinter([following_key(user), CELEBRITIES])
-    pipe.sunion([blocks_key(user), blocked_by_key(user), mutes_key(user)])
+    if isinstance(pipe, ClusterPipeline):
+        # The celebrity set has a slot of its own, so a cluster intersects here (`_user_context`).
+        pipe.smembers(CELEBRITIES)
+    else:
+        pipe.sinter([following_key(user), CELEBRITIES])
+    # As a raw command: redis-py refuses `sunion` in a cluster pipeline, though these three share
+    # the user's hash slot (keys.py).
+    pipe.execute_command("SUNION", blocks_key(user), blocked_by_key(user), mutes_key(user))
     pipe.zscore(ACTIVE, str(user))
     pipe.smembers(not_interested_key(user))
 
 
 def _user_context(replies: Sequence[Any]) -> UserContext:
     following, celebrities, hidden, active, not_interested = replies
+    followed = {int(x) for x in following}
     return UserContext(
-        following={int(x) for x in following},
-        celebrities={int(x) for x in celebrities},
+        following=followed,
+        celebrities={int(x) for x in celebrities} & followed,
         hidden={int(x) for x in hidden},
         last_active_ms=None if active is None else int(active),
         not_interested={int(x) for x in not_interested},
@@ -179,35 +193,13 @@ class OpenedRead:
     materialised: bool
 
 
-@dataclass(frozen=True)
-class LatestCandidates:
-    """What a latest page is merged from: the newest candidates of all sources together below
-    `max_id`, by source, the author and text of each one the tweet store still has, and the like
-    count of each one liked. `more`: there may be older candidates than these."""
-
-    pushed: list[int]
-    pulled: dict[int, list[int]]
-    hidden: set[int]
-    tweets: dict[int, tuple[int, str]]
-    likes: dict[int, int]
-    more: bool
-
-
-@dataclass(frozen=True)
-class Rebuild:
-    """The home timeline is missing or the user was inactive: rebuilt from these, then read."""
-
-    following: set[int]
-    celebrities: set[int]
-
-
 class ServingReads:
     def __init__(self, redis: Redis) -> None:
-        self._redis = redis
+        self.redis = redis
 
     async def following_many(self, users: Sequence[int]) -> dict[int, set[int]]:
         """Whom each user follows, in one round trip."""
-        pipe = self._redis.pipeline(transaction=False)
+        pipe = self.redis.pipeline(transaction=False)
         for user in users:
             pipe.smembers(following_key(user))
         replies = await pipe.execute()
@@ -218,30 +210,39 @@ class ServingReads:
         (every partition's part is in; not while it is restored after a Redis loss), the user's
         context as it was before this read, and whether the home timeline is materialised. Marks
         the user active, after reading when they last were."""
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.exists(*(ready_key(p) for p in range(partitions)))
+        shards = await shard_tags(self.redis)
+        pipe = self.redis.pipeline(transaction=False)
+        for shard in shards:  # one EXISTS a shard: its ready keys share a hash slot
+            pipe.exists(*ready_keys(partitions, shard))
         _queue_user_context(pipe, user)
         pipe.exists(timeline_key(user))
         pipe.zadd(ACTIVE, {str(user): now_ms}, gt=True)
-        present, *context, materialised, _ = await pipe.execute()
-        return OpenedRead(present == partitions, _user_context(context), bool(materialised))
+        replies = await pipe.execute()
+        present, context = replies[: len(shards)], replies[len(shards) : -2]
+        ready = sum(present) == partitions * len(shards)
+        return OpenedRead(ready, _user_context(context), bool(replies[-2]))
 
     async def user_context(self, user: int) -> UserContext:
         """The user's context, as a read sees it, without marking the user active."""
-        pipe = self._redis.pipeline(transaction=False)
+        pipe = self.redis.pipeline(transaction=False)
         _queue_user_context(pipe, user)
         return _user_context(await pipe.execute())
 
     async def known_users(self) -> list[int]:
         """Every user the pipeline has seen do anything (the activity index), in id order."""
-        members: list[Any] = await self._redis.zrange(ACTIVE, 0, -1)
+        members: list[Any] = await self.redis.zrange(ACTIVE, 0, -1)
         return sorted(int(u) for u in members)
 
     async def latest_page(
         self, user: int, now_ms: int, active_since_ms: int, partitions: int, want: int, max_id: int | None
     ) -> LatestCandidates | Rebuild | None:
-        """A latest read's Redis work in one round trip (`latest_page.lua`): None while the Redis
-        view is not ready. Marks the user active, after reading whether they were."""
+        """A latest read's Redis work in one round trip (`latest_page.lua`; three on a cluster):
+        None while the Redis view is not ready. Marks the user active, after reading whether they
+        were."""
+        if is_cluster(self.redis):
+            return await latest_page_in_round_trips(
+                self, user, now_ms, active_since_ms, partitions, want, max_id
+            )
         keys = [
             ACTIVE,
             CELEBRITIES,
@@ -250,10 +251,10 @@ class ServingReads:
             blocked_by_key(user),
             mutes_key(user),
             timeline_key(user),
-            *(ready_key(p) for p in range(partitions)),
+            *ready_keys(partitions, SINGLE_SHARD),
         ]
         args = [user, now_ms, active_since_ms, want, "" if max_id is None else max_id, READ_SLACK]
-        reply = await LATEST_PAGE(self._redis, keys, [*args, AUTHORED_PREFIX, TWEET_PREFIX, LIKES_PREFIX])
+        reply = await LATEST_PAGE(self.redis, keys, [*args, AUTHORED_PREFIX, TWEET_PREFIX, LIKES_PREFIX])
         if reply[0] == 0:
             return None
         if reply[0] == 1:
@@ -278,21 +279,25 @@ class ServingReads:
     async def last_active(self, users: Sequence[int]) -> list[int | None]:
         if not users:
             return []
-        scores: list[float | None] = await self._redis.zmscore(ACTIVE, [str(u) for u in users])
+        scores: list[float | None] = await self.redis.zmscore(ACTIVE, [str(u) for u in users])
         return [None if s is None else int(s) for s in scores]
 
     async def fields(self, pairs: Sequence[tuple[str, str]]) -> list[bytes | None]:
         """The value of each (hash, field) pair, in one command."""
         if not pairs:
             return []
-        values: list[bytes | None] = await HGET_MANY(
-            self._redis, [k for k, _ in pairs], [f for _, f in pairs]
-        )
+        values: list[bytes | None] = [None] * len(pairs)
+        keys = [k for k, _ in pairs]
+        for positions, found in await HGET_MANY.per_slot(
+            self.redis, keys, lambda at: [pairs[i][1] for i in at]
+        ):
+            for i, value in zip(positions, found, strict=True):
+                values[i] = value
         return values
 
     async def authored(self, authors: Sequence[int], limit: int, max_id: int | None) -> dict[int, list[int]]:
         """Each author's newest tweet ids below `max_id`, newest first, at most `limit` each."""
-        pipe = self._redis.pipeline(transaction=False)
+        pipe = self.redis.pipeline(transaction=False)
         for author in authors:
             top = "+inf" if max_id is None else max_id
             pipe.zrevrangebyscore(authored_key(author), top, "-inf", start=0, num=limit + READ_SLACK)
@@ -307,7 +312,7 @@ class ServingReads:
         """Each tweet's like count (0 for one nobody has liked), in one command."""
         if not tweet_ids:
             return {}
-        values: list[bytes | str | None] = await self._redis.mget([likes_key(t) for t in tweet_ids])
+        values: list[bytes | str | None] = await mget(self.redis, [likes_key(t) for t in tweet_ids])
         return {t: 0 if v is None else int(v) for t, v in zip(tweet_ids, values, strict=True)}
 
     async def tweets(self, tweet_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
@@ -316,9 +321,11 @@ class ServingReads:
         if not ids:
             return {}
         # One script call: a pipeline packs and parses one command per tweet in Python.
-        rows: list[list[bytes]] = await HGETALL_MANY(self._redis, [tweet_key(tweet_id) for tweet_id in ids])
+        keys = [tweet_key(tweet_id) for tweet_id in ids]
         found: dict[int, dict[str, Any]] = {}
-        for tweet_id, row in zip(ids, rows, strict=True):
-            if row:
-                found[tweet_id] = {k.decode(): v.decode() for k, v in zip(row[::2], row[1::2], strict=True)}
+        for positions, rows in await HGETALL_MANY.per_slot(self.redis, keys, lambda _: ()):
+            for i, row in zip(positions, rows, strict=True):
+                if row:
+                    fields = zip(row[::2], row[1::2], strict=True)
+                    found[ids[i]] = {k.decode(): v.decode() for k, v in fields}
         return found

@@ -37,12 +37,14 @@ from typing import Any, Final, TypeVar, cast
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.connection import AbstractConnection
+from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from streams.serving.connection import is_cluster, same_slot_groups
 from streams.serving.keys import READ_SLACK, TIMELINE_PATTERN, timeline_key
-from streams.serving.scripts import Script
+from streams.serving.scripts import Script, execute
 from streams.serving.sweep import SWEEP_BATCH, unlink_matching
 
 # Packs a command into RESP bytes in C; None without hiredis, when redis-py's own packer does the job.
@@ -112,8 +114,9 @@ class TimelineCache:
         """
 
         def calls() -> Iterator[Call]:
-            for keys, args in self._fanout_chunks(_group_by_tweets(items), only_existing):
-                yield FANOUT, [len(keys), *keys, *args]
+            for groups in self._per_slot(_group_by_tweets(items)):
+                for keys, args in self._fanout_chunks(groups, only_existing):
+                    yield FANOUT, [len(keys), *keys, *args]
 
         return sum(await self._run(calls))
 
@@ -154,9 +157,10 @@ class TimelineCache:
         keys = [timeline_key(user_id) for user_id in user_ids]
 
         def calls() -> Iterator[Call]:
-            for key_part in _chunks(keys, LUA_CHUNK):
-                for id_part in _chunks(ids, UNPACK_IDS):
-                    yield REMOVE, [len(key_part), *key_part, *id_part]
+            for positions in same_slot_groups(self._redis, keys):
+                for key_part in _chunks([keys[i] for i in positions], LUA_CHUNK):
+                    for id_part in _chunks(ids, UNPACK_IDS):
+                        yield REMOVE, [len(key_part), *key_part, *id_part]
 
         return sum(await self._run(calls))
 
@@ -238,6 +242,8 @@ class TimelineCache:
         they are loaded again and every call is repeated, which is safe because every script is
         idempotent. So is a repeat after a lost connection.
         """
+        if is_cluster(self._redis):
+            return await self._run_on_cluster(make_calls())
         if not self._loaded:
             await self._load_scripts()
         for attempt in range(CONNECTION_RETRIES + 1):
@@ -286,6 +292,31 @@ class TimelineCache:
             raise
         finally:
             await pool.release(conn)
+
+    async def _run_on_cluster(self, calls: Iterable[Call]) -> list[int]:
+        """`_run` on a Redis Cluster: one cluster pipeline, whose client sends each call to the
+        master of its keys' slot (every call's keys share one: `_per_slot`) and follows MOVED."""
+        pipe = self._redis.pipeline(transaction=False)
+        for script, (key_count, *rest) in calls:
+            script.queue(pipe, rest[:key_count], rest[key_count:])
+        return [int(answer) for answer in await execute(pipe)]
+
+    def _per_slot(
+        self, groups: list[tuple[Sequence[int], Sequence[int]]]
+    ) -> Iterator[list[tuple[Sequence[int], Sequence[int]]]]:
+        """The (tweet ids, user ids) groups as they are on one Redis; on a cluster, once per hash
+        slot of the users' timelines, each group cut down to that slot's users."""
+        if not is_cluster(self._redis):
+            yield groups
+            return
+        by_slot: defaultdict[int, list[tuple[Sequence[int], Sequence[int]]]] = defaultdict(list)
+        for tweet_ids, user_ids in groups:
+            users_of: defaultdict[int, list[int]] = defaultdict(list)
+            for user_id in user_ids:
+                users_of[key_slot(timeline_key(user_id).encode())].append(user_id)
+            for slot, users in users_of.items():
+                by_slot[slot].append((tweet_ids, users))
+        yield from by_slot.values()
 
     async def _load_scripts(self) -> None:
         for script in (FANOUT, REMOVE, MERGE):

@@ -14,7 +14,8 @@ from typing import Any
 from prometheus_client import Counter
 
 from streams.runtime.metrics import REGISTRY
-from streams.serving.view import Rebuild, ServingReads, UserContext
+from streams.serving.latest import Rebuild
+from streams.serving.view import ServingReads, UserContext
 from streams.snowflake import snowflake_ms
 from streams.timelines.cache import TimelineCache
 from streams.timelines.rules import DAY_MS, is_active, merge_timeline

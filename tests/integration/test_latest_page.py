@@ -8,6 +8,7 @@ import random
 
 from redis.asyncio import Redis
 
+from streams.serving.connection import shard_tags
 from streams.serving.keys import (
     ACTIVE,
     CELEBRITIES,
@@ -19,7 +20,8 @@ from streams.serving.keys import (
     timeline_key,
     tweet_key,
 )
-from streams.serving.view import LatestCandidates, Rebuild, ServingReads
+from streams.serving.latest import LatestCandidates, Rebuild
+from streams.serving.view import ServingReads
 from streams.timelines.cache import SENTINEL, TimelineCache
 from streams.timelines.reader import TimelineReader
 from tests.harness import with_redis
@@ -31,9 +33,14 @@ PARTITIONS = 4
 WANT = 30
 
 
+async def mark_ready(redis: Redis, partitions: range) -> None:
+    for shard in await shard_tags(redis):
+        for p in partitions:
+            await redis.set(ready_key(p, shard), 1)
+
+
 async def ready_view(redis: Redis) -> None:
-    for p in range(PARTITIONS):
-        await redis.set(ready_key(p), 1)
+    await mark_ready(redis, range(PARTITIONS))
 
 
 async def read(redis: Redis, max_id: int | None = None) -> LatestCandidates | Rebuild | None:
@@ -44,8 +51,7 @@ def test_not_ready_until_every_partition_is_in_and_the_user_is_marked_active_any
     redis_url: str,
 ) -> None:
     async def body(redis: Redis) -> None:
-        for p in range(PARTITIONS - 1):
-            await redis.set(ready_key(p), 1)
+        await mark_ready(redis, range(PARTITIONS - 1))
         assert await read(redis) is None
         assert await redis.zscore(ACTIVE, str(USER)) == NOW
 

@@ -8,12 +8,11 @@ import sys
 import time
 from pathlib import Path
 
-import redis
 from confluent_kafka.admin import AdminClient
 
 from streams.ingest.schemas import SINK_TOPICS, SOURCE_TOPICS
 from streams.serving.keys import RedisKeys, app_pattern
-from tests.harness import Cluster
+from tests.harness import Cluster, sync_redis_client
 from tests.integration.test_timelines import activity, graph, tweet, tweet_ids, wait_timeline
 
 
@@ -25,7 +24,7 @@ def homemixer(cluster: Cluster, data_dir: Path, *args: str) -> subprocess.Comple
 
 
 def timeline(cluster: Cluster, user: int) -> list[int]:
-    held = redis.Redis.from_url(cluster.redis_url).zrevrange(cluster.keys.timeline_key(user), 0, -1)
+    held = sync_redis_client(cluster.redis_url).zrevrange(cluster.keys.timeline_key(user), 0, -1)
     return [int(t) for t in held if int(t) > 0]
 
 
@@ -42,7 +41,7 @@ def seed(cluster: Cluster) -> tuple[int, list[int]]:
     cluster.produce([activity(reader), graph("follow", reader, a), graph("follow", reader, b)])
     posts = [tweet(a), tweet(b), tweet(a)]
     cluster.produce(posts)
-    store = redis.Redis.from_url(cluster.redis_url)
+    store = sync_redis_client(cluster.redis_url)
     # The first read materialises the timeline: it must see the whole graph and every tweet.
     wait_for(
         lambda: (
@@ -61,7 +60,7 @@ def test_reset_deletes_the_apps_state_only_and_a_new_worker_reprocesses_it(
     # A timeline is materialised by its first read; fanout then keeps it.
     wait_timeline(worker, reader, lambda body: tweet_ids(body) == expected)
     assert timeline(cluster, reader) == expected
-    store = redis.Redis.from_url(cluster.redis_url)
+    store = sync_redis_client(cluster.redis_url)
     other = RedisKeys("other-app")
     store.zadd(other.timeline_key(reader), {"5": 5})
 
@@ -99,7 +98,7 @@ def test_feeds_clear_and_build_one_user_and_all(empty_broker: str, cluster: Clus
 
     cleared = homemixer(cluster, worker.data_dir, "feeds", "clear", "--user", str(reader))
     assert cleared.returncode == 0 and "cleared 1 timelines" in cleared.stdout
-    store = redis.Redis.from_url(cluster.redis_url)
+    store = sync_redis_client(cluster.redis_url)
     assert not store.exists(cluster.keys.timeline_key(reader))
     built = homemixer(cluster, worker.data_dir, "feeds", "build", "--user", str(reader))
     assert built.returncode == 0, built.stderr

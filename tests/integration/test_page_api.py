@@ -11,10 +11,9 @@ import urllib.request
 from typing import Any
 
 import orjson
-import redis
 
 from streams.http.auth import mint_token
-from tests.harness import Cluster, WorkerProcess
+from tests.harness import Cluster, WorkerProcess, sync_redis_client
 from tests.integration.test_timelines import SECRET, activity, get_timeline, graph, tweet, wait_timeline
 
 
@@ -32,7 +31,7 @@ def test_a_background_ranked_refresh_records_nothing_and_an_explicit_read_does(
         assert time.monotonic() < deadline, f"the tweets never reached the ranked page: {body}"
         time.sleep(0.3)
     bucket = body["bucket"]
-    store = redis.Redis.from_url(cluster.redis_url)
+    store = sync_redis_client(cluster.redis_url)
 
     def counts() -> tuple[float, dict[bytes, bytes], int]:
         served = worker.metric("homemixer_ab_served", bucket=bucket)

@@ -6,19 +6,18 @@ client is made inside it (a redis.asyncio client belongs to one event loop).
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-import redis as sync_redis
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from streams.serving.keys import timeline_key
 from streams.timelines import cache as timeline_cache
 from streams.timelines.cache import LUA_CHUNK, SENTINEL, TimelineCache
+from tests.harness import with_redis
 
 MAX = 50
 BASE_ID = 1_860_000_000_000_000_000  # a 2024 Snowflake: beyond 2**53, as real ids are
@@ -27,16 +26,7 @@ BASE_ID = 1_860_000_000_000_000_000  # a 2024 Snowflake: beyond 2**53, as real i
 def run(
     redis_url: str, body: Callable[[TimelineCache, Redis], Awaitable[None]], max_entries: int = MAX
 ) -> None:
-    sync_redis.Redis.from_url(redis_url).flushdb()
-
-    async def main() -> None:
-        client = Redis.from_url(redis_url)
-        try:
-            await body(TimelineCache(client, max_entries), client)
-        finally:
-            await client.aclose()
-
-    asyncio.run(main())
+    with_redis(redis_url, lambda client: body(TimelineCache(client, max_entries), client))
 
 
 async def members(client: Redis, user_id: int) -> list[int]:

@@ -10,11 +10,9 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-import redis
-
 from streams.http.auth import mint_token
 from streams.snowflake import SnowflakeGenerator
-from tests.harness import Cluster, WorkerProcess
+from tests.harness import Cluster, WorkerProcess, flush_redis, sync_redis_client
 
 SECRET = "test-secret"
 ids = SnowflakeGenerator(worker=7)
@@ -126,7 +124,7 @@ def test_push_pull_follow_unfollow_block_delete_and_redis_loss(
     sources = {item["tweet_id"]: item["source"] for item in body["items"]}
     assert sources == {pushed[2]["tweet_id"]: "push", pulled[2]["tweet_id"]: "pull"}
     assert body["rebuilt"] is False
-    held = redis.Redis.from_url(redis_url).zrange(cluster.keys.timeline_key(reader), 0, -1)
+    held = sync_redis_client(redis_url).zrange(cluster.keys.timeline_key(reader), 0, -1)
     assert str(pulled[2]["tweet_id"]).encode() not in held, "a celebrity's tweet is never pushed"
 
     # Paging: one item per page, newest first, each once.
@@ -142,7 +140,7 @@ def test_push_pull_follow_unfollow_block_delete_and_redis_loss(
     cluster.produce([tweet(author, pushed[2]["tweet_id"], kind="tweet_delete")])
     body = wait_timeline(worker, reader, lambda b: tweet_ids(b) == [pulled[2]["tweet_id"]])
 
-    redis.Redis.from_url(redis_url).flushall()
+    flush_redis(redis_url)
     body = wait_timeline(worker, reader, lambda b: True)
     assert body["rebuilt"] is True
     assert tweet_ids(body) == [pulled[2]["tweet_id"]]
