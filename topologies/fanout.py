@@ -79,6 +79,9 @@ class TimelineWork:
     removals: list[tuple[list[int], list[int]]] = field(default_factory=list)
     follow_merges: list[tuple[int, int]] = field(default_factory=list)
     unfollow_removals: list[tuple[int, int]] = field(default_factory=list)
+    # The same, from the followee's side: (follower, the followee's newest tweets in its store).
+    followee_merges: list[tuple[int, list[int]]] = field(default_factory=list)
+    followee_removals: list[tuple[int, list[int]]] = field(default_factory=list)
 
 
 def timeline_cache() -> TimelineCache:
@@ -100,7 +103,7 @@ async def fan_out(batch: Batch, outputs: SinkBatch) -> None:
         graph_changed: dict[int, int] = {}  # user -> event time of the latest change
         for event in part.events:
             if tp.topic == by_followee.get_topic_name():
-                on_followee_side(graph, event, writes, outputs)
+                on_followee_side(graph, tweets, event, writes, work, outputs)
                 owner = event["dst_user_id"]
             elif tp.topic == by_follower.get_topic_name():
                 on_follower_side(graph, event, writes, work)
@@ -117,14 +120,28 @@ async def fan_out(batch: Batch, outputs: SinkBatch) -> None:
 
 
 def on_followee_side(
-    graph: FollowerGraph, event: dict[str, Any], writes: ServingWrites, outputs: SinkBatch
+    graph: FollowerGraph,
+    tweets: TweetStore,
+    event: dict[str, Any],
+    writes: ServingWrites,
+    work: TimelineWork,
+    outputs: SinkBatch,
 ) -> None:
     if event["type"] not in ("follow", "unfollow"):
         return  # blocks and mutes are kept on the follower side, where the read path finds them
     user, follower = event["dst_user_id"], event["src_user_id"]
+    follow = event["type"] == "follow"
     before = graph.follower_count(user)
-    if not graph.set_follower(user, follower, event["type"] == "follow"):
+    if not graph.set_follower(user, follower, follow):
         return
+    # A follow's two sides and the followee's tweets reach this node in any order (three topics).
+    # The follower side merges the tweets Redis has; a tweet fanned out before this side knew the
+    # follower was pushed to nobody, so this side merges what its store has too (and an unfollow
+    # removes them, for a tweet pushed before this side knew of the unfollow).
+    if not follow:
+        work.followee_removals.append((follower, tweets.recent(user, settings.timeline_max)))
+    elif graph.follower_count(user) < settings.celebrity_threshold:
+        work.followee_merges.append((follower, tweets.recent(user, FOLLOW_MERGE)))
     crossing = celebrity_crossing(before, graph.follower_count(user), settings.celebrity_threshold)
     if crossing is None:
         return
@@ -193,6 +210,10 @@ async def apply_timeline_work(work: TimelineWork) -> None:
             await store.merge(user, recent[followee][:FOLLOW_MERGE], only_existing=True)
         for user, followee in work.unfollow_removals:
             await store.remove(recent[followee], [user])
+    for user, tweet_ids in work.followee_merges:
+        await store.merge(user, tweet_ids, only_existing=True)
+    for user, tweet_ids in work.followee_removals:
+        await store.remove(tweet_ids, [user])
 
 
 async def push_to_active(store: TimelineCache, reads: ServingReads, deliveries: list[Delivery]) -> None:

@@ -192,3 +192,26 @@ def test_status_codes_and_posting(empty_broker: str, cluster: Cluster) -> None:
     assert statuses[-1] == 429
     status, body = worker.get("/timelines/1", {"Authorization": f"Bearer {token}"})
     assert status == 429
+
+
+def test_a_tweet_racing_its_authors_new_follow_reaches_the_follower(
+    empty_broker: str, cluster: Cluster
+) -> None:
+    """A follow's two sides and the author's tweet reach the fanout node in any order: each
+    follower's timeline, materialised before, ends up with the tweet whichever comes first."""
+    worker = cluster.start_worker()
+    pairs = [(100 + i, 200 + i) for i in range(30)]  # (follower, author)
+    cluster.produce([activity(follower) for follower, _ in pairs])
+    for follower, _ in pairs:
+        wait_timeline(worker, follower, lambda b: b["items"] == [])
+    tweets = {follower: tweet(author) for follower, author in pairs}
+    cluster.produce(
+        [
+            message
+            for follower, author in pairs
+            for message in (graph("follow", follower, author), tweets[follower])
+        ]
+    )
+    for follower, _ in pairs:
+        wanted = [tweets[follower][2]["tweet_id"]]
+        wait_timeline(worker, follower, lambda b, wanted=wanted: tweet_ids(b) == wanted)
