@@ -101,6 +101,9 @@ async def fan_out(batch: Batch, outputs: SinkBatch) -> None:
         graph = FollowerGraph(part.store)
         tweets = TweetStore(part.store, settings.timeline_max)
         graph_changed: dict[int, int] = {}  # user -> event time of the latest change
+        # A batch is one partition of one topic, so a batch of tweets changes no follower list:
+        # each author's is read from the store once per batch, not once per tweet.
+        recipients: dict[int, list[int]] = {}
         for event in part.events:
             if tp.topic == by_followee.get_topic_name():
                 on_followee_side(graph, tweets, event, writes, work, outputs)
@@ -109,7 +112,7 @@ async def fan_out(batch: Batch, outputs: SinkBatch) -> None:
                 on_follower_side(graph, event, writes, work)
                 owner = event["src_user_id"]
             else:
-                on_content(graph, tweets, event, writes, work)
+                on_content(graph, tweets, event, writes, work, recipients)
                 continue
             graph_changed[owner] = max(graph_changed.get(owner, 0), event["ts"])
         for user, ts in graph_changed.items():
@@ -170,8 +173,15 @@ def on_follower_side(
 
 
 def on_content(
-    graph: FollowerGraph, tweets: TweetStore, event: dict[str, Any], writes: ServingWrites, work: TimelineWork
+    graph: FollowerGraph,
+    tweets: TweetStore,
+    event: dict[str, Any],
+    writes: ServingWrites,
+    work: TimelineWork,
+    recipients: dict[int, list[int]],
 ) -> None:
+    """A tweet's store and Redis writes, and whom it goes to; `recipients` memoises an author and
+    their followers (what a push or a removal reaches) for the batch."""
     author, kind = event["author_id"], event["type"]
     if kind in ("tweet_create", "tweet_edit"):
         tweet = Tweet(
@@ -188,12 +198,18 @@ def on_content(
         tweets.put(tweet)
         writes.tweet(tweet)
         if kind == "tweet_create" and is_new and graph.follower_count(author) < settings.celebrity_threshold:
-            work.deliveries.append(Delivery(tweet.tweet_id, tweet.ts, [author, *graph.followers(author)]))
+            work.deliveries.append(Delivery(tweet.tweet_id, tweet.ts, reached(graph, author, recipients)))
     elif kind == "tweet_delete":
         deleted = tweets.delete(event["tweet_id"])
         writes.delete_tweet(event["tweet_id"], author)
         if deleted is not None and graph.follower_count(author) < settings.celebrity_threshold:
-            work.removals.append(([deleted.tweet_id], [author, *graph.followers(author)]))
+            work.removals.append(([deleted.tweet_id], reached(graph, author, recipients)))
+
+
+def reached(graph: FollowerGraph, author: int, recipients: dict[int, list[int]]) -> list[int]:
+    if author not in recipients:
+        recipients[author] = [author, *graph.followers(author)]
+    return recipients[author]
 
 
 async def apply_timeline_work(work: TimelineWork) -> None:
