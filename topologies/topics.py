@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -24,8 +25,16 @@ from streams.state.kafka_changelog import KafkaChangelog, StoreUnrecoverable
 from streams.state.node_state import NodeState, register
 
 log = logging.getLogger(__name__)
-# How long a node waits before retrying a batch that Redis could not take.
+# How long a node waits before retrying a batch that Redis could not take, and at most before
+# retrying one that failed otherwise (doubling from 1 s).
 REDIS_RETRY_S = 1.0
+MAX_RETRY_S = 30.0
+
+
+def retry_wait_s(exc: Exception, attempt: int) -> float:
+    if isinstance(exc, REDIS_UNAVAILABLE):
+        return REDIS_RETRY_S
+    return min(MAX_RETRY_S, 2.0**attempt)
 
 
 def _raw_topic(name: str, partitions: int | None = None) -> TopicT:
@@ -98,21 +107,26 @@ def batch_agent(topic: TopicT, name: str, process_batch: Callable[[RecordBatch],
 
     async def agent(stream: StreamT[RecordBatch]) -> None:
         async for records in stream:
-            while True:
+            for attempt in itertools.count():
                 try:
                     await process_batch(records)
                     break
                 except StoreUnrecoverable as exc:
                     await stop_worker(name, exc)
                     raise
-                except REDIS_UNAVAILABLE as exc:
-                    # The same batch again, once Redis answers: a crashed agent would go on with
-                    # the next batch, and this one's effects would be lost. A partition revoked
-                    # meanwhile is its new owner's to repeat, from the committed offset.
+                except Exception as exc:
+                    # The same batch again, never the next one: Faust's stream acks the batch an
+                    # agent crashes on (in a `finally`), so a crash would commit past its effects.
+                    # A stuck batch shows as its partition's lag. A partition revoked meanwhile is
+                    # its new owner's to repeat, from the committed offset.
                     if records.tp not in app.consumer.assignment():
                         break
-                    log.warning("%s: Redis is unreachable (%s); retrying the batch", name, exc)
-                    await asyncio.sleep(REDIS_RETRY_S)
+                    wait = retry_wait_s(exc, attempt)
+                    if isinstance(exc, REDIS_UNAVAILABLE):
+                        log.warning("%s: Redis is unreachable (%s); retrying the batch", name, exc)
+                    else:
+                        log.exception("%s: the batch failed; retrying it in %.0f s", name, wait)
+                    await asyncio.sleep(wait)
 
     app.agent(topic, name=name)(agent)
 

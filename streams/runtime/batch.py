@@ -10,9 +10,10 @@ Exactness after a crash rests on this order, so no node writes it out itself:
 4. send every output and wait for the broker's acknowledgements;
 5. commit the store: the changelog first, then RocksDB, atomically with the input offsets.
 A crash before 5 repeats 3 and 4 on restart (an output may repeat, none is lost); a crash after
-5 skips the batch. Redis unreachable in 3 drops the store's pending writes, and the node's agent
-retries the batch (`topologies.topics.batch_agent`). Quix Streams gives this order one owner too
-(`checkpointing/checkpoint.py`).
+5 skips the batch. A failure in 2 to 5 (Redis unreachable, a send the broker refused, a bug)
+drops the store's pending writes, and the node's agent retries the batch until it succeeds
+(`topologies.topics.batch_agent`): never skipped, since a batch Faust saw fail counts as done.
+Quix Streams gives this order one owner too (`checkpointing/checkpoint.py`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from prometheus_client import Histogram
 from streams.runtime.batch_transport import KafkaRecord, RecordBatch
 from streams.runtime.metrics import REGISTRY
 from streams.runtime.sink import SinkBatch
-from streams.serving.connection import REDIS_UNAVAILABLE
 from streams.state.node_state import NodeState
 from streams.state.partition_store import PartitionStore
 
@@ -81,19 +81,20 @@ async def run_batch(
     started = time.perf_counter()
     async with state.lock(records.tp):
         await state.open([records.tp])
-        selected = select(state, records)
-        outputs = SinkBatch()
         try:
+            selected = select(state, records)
+            outputs = SinkBatch()
             await work(selected, outputs)
-        except REDIS_UNAVAILABLE:
-            # The batch is half folded into the store's pending writes and caches: reopened from
-            # what is committed, the store takes the batch again whole.
+            worked = time.perf_counter()
+            await outputs.send_and_wait()
+            sent = time.perf_counter()
+            await state.commit(selected.last_offsets)
+        except Exception:
+            # The batch may be half folded into the store's pending writes and caches, or half
+            # committed: reopened from RocksDB and the changelog, the store takes it again whole
+            # when the agent retries it.
             state.forget([records.tp])
             raise
-        worked = time.perf_counter()
-        await outputs.send_and_wait()
-        sent = time.perf_counter()
-        await state.commit(selected.last_offsets)
     done = time.perf_counter()
     node = state.name
     BATCH_RECORDS.labels(node).observe(len(records.records))

@@ -31,9 +31,11 @@ Limits.
 - A batch topic must be read only through channels that expect `RecordBatch` values (the topic
   `batch_topic` returns, or clones of it): the registry is per topic name, and every subscriber
   of that name gets batches. Sending to the topic is unaffected (raw bytes both ways).
-- Delivery into the agent is all or nothing per batch: if the agent crashes mid-batch, the whole
-  batch is redelivered (Faust's at-least-once, at batch granularity); nodes already skip what
-  their state has applied (`streams.runtime.batch`).
+- Delivery into the agent is all or nothing per batch, but a batch an agent crashes on is acked
+  (Faust's stream acks in a `finally`) and not delivered again by that process: agents retry a
+  failed batch instead (`topologies.topics.batch_agent`). After a process crash the batches since
+  the committed offset come again, and nodes skip what their state has applied
+  (`streams.runtime.batch`).
 - Faust's per-message features then count batches: `take`/`take_events` group batches, the
   monitor's message counters and `broker_commit_every` count batches (commits still happen every
   `broker_commit_interval`), and `Event.key` is None.
