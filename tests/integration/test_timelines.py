@@ -10,9 +10,11 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from streams.http.auth import mint_token
 from streams.snowflake import SnowflakeGenerator
-from tests.harness import Cluster, WorkerProcess, flush_redis, sync_redis_client
+from tests.harness import Cluster, WorkerProcess, flush_redis, on_redis_cluster, sync_redis_client
 
 SECRET = "test-secret"
 ids = SnowflakeGenerator(worker=7)
@@ -215,3 +217,31 @@ def test_a_tweet_racing_its_authors_new_follow_reaches_the_follower(
     for follower, _ in pairs:
         wanted = [tweets[follower][2]["tweet_id"]]
         wait_timeline(worker, follower, lambda b, wanted=wanted: tweet_ids(b) == wanted)
+
+
+def test_a_batch_redis_refuses_is_retried_until_redis_takes_it(
+    empty_broker: str, cluster: Cluster, redis_url: str
+) -> None:
+    """Redis refusing writes (out of memory, not unreachable) fails fanout's batches; each is
+    retried, not skipped, so the tweet fanned out meanwhile arrives once Redis takes writes."""
+    if on_redis_cluster():
+        pytest.skip("sets maxmemory on the one Redis")
+    worker = cluster.start_worker()
+    reader, author = 1, 2
+    first = tweet(author)
+    cluster.produce([activity(reader), graph("follow", reader, author)])
+    wait_timeline(worker, reader, lambda b: True)
+    cluster.produce([first])
+    wait_timeline(worker, reader, lambda b: tweet_ids(b) == [first[2]["tweet_id"]])
+    redis = sync_redis_client(redis_url)
+    redis.config_set("maxmemory", 1)  # every write answers OOM
+    try:
+        during = tweet(author)
+        cluster.produce([during])
+        time.sleep(4)
+    finally:
+        redis.config_set("maxmemory", 0)
+    wait_timeline(
+        worker, reader, lambda b: tweet_ids(b) == [during[2]["tweet_id"], first[2]["tweet_id"]], timeout=60
+    )
+    assert worker.proc.poll() is None, "the worker lived through it"
