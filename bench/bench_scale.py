@@ -15,7 +15,8 @@ Starts its own broker (Tansu, or Apache Kafka with HOMEMIXER_TEST_BROKER=kafka),
    (now and peak), and Redis: `used_memory`, and per key family (`MEMORY USAGE` of up to 2,000
    keys of each, times the family's key count).
 3. Materialises `--timelines` users' home timelines (one GET each, a rebuild) and measures what a
-   materialised timeline costs in Redis.
+   materialised timeline costs in Redis. Then restarts the worker on the same state and measures
+   its RSS again, without the backlog it had just worked through.
 4. Prints the figures per user and per follow, and what they come to at 1,000,000 users and
    50,000,000 follows (linear in follows for RocksDB and the graph's Redis sets, in users for the
    rest; a timeline for every user, holding more ids as follows per user grow, up to the cap).
@@ -33,6 +34,7 @@ from __future__ import annotations
 import argparse
 import random
 import signal
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -44,6 +46,7 @@ from confluent_kafka import Producer
 from bench.bench_timelines import (
     MATERIALISE_CONCURRENCY,
     TIMELINE_MAX,
+    WORKER_READY_TIMEOUT_S,
     Bench,
     _interrupt,
     apply_graph,
@@ -53,10 +56,12 @@ from bench.bench_timelines import (
     say,
     tweet_create,
 )
+from streams.dev.embedded import terminate
 from streams.serving.keys import KEYS
 from streams.snowflake import SnowflakeGenerator
 
 KEY_SAMPLE = 2000
+RESTART_SETTLE_S = 10.0
 TWEETS_TIMEOUT_S = 600.0
 TARGET_USERS = 1_000_000
 TARGET_FOLLOWS = 50_000_000
@@ -126,6 +131,34 @@ def rss_bytes(pid: int) -> tuple[int, int]:
         line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
     )
     return int(fields["VmRSS"].split()[0]) * 1024, int(fields["VmHWM"].split()[0]) * 1024
+
+
+def restart_rss(bench: Bench) -> int:
+    """The worker's RSS once restarted (SIGTERM, same environment and data directory) and ready
+    again: its state without the backlog it just worked through."""
+    assert bench.worker is not None
+    env = dict(
+        item.split("=", 1)
+        for item in Path(f"/proc/{bench.worker.pid}/environ").read_text().split("\0")
+        if "=" in item
+    )
+    terminate(bench.worker, 30)
+    bench.worker = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"],
+        env=env,
+        stdout=open(bench.log, "ab"),
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + WORKER_READY_TIMEOUT_S
+    while bench.http_status("/readyz") != 200:
+        bench.check_alive()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the restarted worker was not ready in {WORKER_READY_TIMEOUT_S} s")
+        time.sleep(0.5)
+    time.sleep(RESTART_SETTLE_S)
+    return rss_bytes(bench.worker.pid)[0]
 
 
 def key_family(key: bytes, prefix: bytes) -> str:
@@ -208,6 +241,7 @@ def main() -> None:
             f"{entries / len(sample):.0f} tweet ids each on average"
         )
         bench.check_alive()
+        restarted_rss = restart_rss(bench)
 
         n_users, n_follows = args.users, len(follows)
         per_follow_rocksdb = rocksdb / n_follows
@@ -230,6 +264,10 @@ def main() -> None:
             f"| {per_follow_rocksdb:,.0f} B |"
         )
         print(f"| worker RSS (peak) | {mib(rss)} ({mib(peak)}) | {rss / n_users:,.0f} B | |")
+        print(
+            f"| worker RSS restarted on that state, {RESTART_SETTLE_S:.0f} s after ready "
+            f"| {mib(restarted_rss)} | {restarted_rss / n_users:,.0f} B | |"
+        )
         print(
             f"| Redis used_memory, before timelines | {mib(used)} | {used / n_users:,.0f} B "
             f"| {used / n_follows:,.0f} B |"
