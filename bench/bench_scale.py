@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import random
 import signal
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -137,20 +136,8 @@ def restart_rss(bench: Bench) -> int:
     """The worker's RSS once restarted (SIGTERM, same environment and data directory) and ready
     again: its state without the backlog it just worked through."""
     assert bench.worker is not None
-    env = dict(
-        item.split("=", 1)
-        for item in Path(f"/proc/{bench.worker.pid}/environ").read_text().split("\0")
-        if "=" in item
-    )
     terminate(bench.worker, 30)
-    bench.worker = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"],
-        env=env,
-        stdout=open(bench.log, "ab"),
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    bench.spawn_worker()
     deadline = time.monotonic() + WORKER_READY_TIMEOUT_S
     while bench.http_status("/readyz") != 200:
         bench.check_alive()

@@ -330,6 +330,7 @@ class Bench:
         self.root = Path(tempfile.mkdtemp(prefix="bench-timelines-"))
         self.servers: list[RunningBroker] = []
         self.worker: subprocess.Popen[bytes] | None = None
+        self.worker_env: dict[str, str] = {}
         self.pool: Any = None
         # The Redis key builders of this process (`streams.serving.keys.KEYS`) use this app id;
         # the broker and Redis are the bench's own, so nothing else shares it.
@@ -361,14 +362,8 @@ class Bench:
             "HOMEMIXER_TIMELINE_MAX": str(TIMELINE_MAX),
         }
         (self.root / "data").mkdir()
-        self.worker = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"],
-            env=env,
-            stdout=open(self.log, "ab"),
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # Ctrl-C reaches us; we stop it in order
-        )
+        self.worker_env = env
+        self.spawn_worker()
         # The load generators run in a second process; spawned, not forked (librdkafka threads).
         # It ignores Ctrl-C (which the terminal sends to it too): we terminate it ourselves.
         self.pool = multiprocessing.get_context("spawn").Pool(1, initializer=_ignore_sigint)
@@ -381,6 +376,17 @@ class Bench:
                 return
             time.sleep(0.2)
         raise RuntimeError(f"the worker was not ready in {WORKER_READY_TIMEOUT_S} s: {self.log_tail()}")
+
+    def spawn_worker(self) -> None:
+        """Start the worker process (again, after a stop: same environment and data directory)."""
+        self.worker = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"],
+            env=self.worker_env,
+            stdout=open(self.log, "ab"),
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C reaches us; we stop it in order
+        )
 
     def in_loadgen(self, fn: Any, *args: Any) -> Any:
         """Run fn(*args) in the load-generator process; waits in short steps so Ctrl-C gets through."""
