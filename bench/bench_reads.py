@@ -37,7 +37,6 @@ import redis
 from bench.bench_timelines import paced, pct
 from streams.dev.embedded import start_redis
 from streams.http.auth import mint_token
-from streams.serving.keys import authored_key, following_key
 from tests.brokers import broker_kind, start_test_broker
 from tests.harness import Cluster, WorkerProcess
 from tests.integration.test_timelines import activity, get_timeline, graph, tweet
@@ -86,16 +85,17 @@ def seed(cluster: Cluster, rng: random.Random) -> None:
     cluster.produce(activity(u) for u in follows)
     cluster.produce(graph("follow", u, a) for u, authors in follows.items() for a in authors)
     r = redis.Redis.from_url(cluster.redis_url)
+    keys = cluster.keys
     wait_for(
         "the follow graph in Redis",
-        lambda: sum(r.scard(following_key(u)) for u in READERS) == len(READERS) * len(follows[1]),
+        lambda: sum(r.scard(keys.following_key(u)) for u in READERS) == len(READERS) * len(follows[1]),
     )
     posts = [tweet(a) for a in AUTHORS for _ in range(TWEETS_PER_AUTHOR)]
     posts += [tweet(c) for c in CELEBRITIES for _ in range(TWEETS_PER_CELEBRITY)]
     cluster.produce(posts)
     wait_for(
         "every tweet in its author's list",
-        lambda: sum(r.zcard(authored_key(a)) for a in [*AUTHORS, *CELEBRITIES]) == len(posts),
+        lambda: sum(r.zcard(keys.authored_key(a)) for a in [*AUTHORS, *CELEBRITIES]) == len(posts),
     )
 
 
