@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from streams.runtime.batch_transport import batch_broker_url
 from streams.serving.connection import REDIS_UNAVAILABLE, connect
+from streams.serving.shared_connection import SharedConnection
 from streams.settings import Settings
 
 settings = Settings.from_env()
@@ -71,6 +72,17 @@ def redis_client() -> Redis:
 
 
 _redis: Redis | None = None
+
+
+def shared_redis() -> SharedConnection | None:
+    """The connection this process's latest reads share (one Redis; None on a cluster)."""
+    global _shared
+    if _shared is None and not settings.redis_cluster:
+        _shared = SharedConnection(settings.redis_url)
+    return _shared
+
+
+_shared: SharedConnection | None = None
 
 
 def tolerating_redis_outages(upkeep: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:

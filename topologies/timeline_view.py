@@ -16,7 +16,7 @@ import orjson
 from aiohttp import web
 from faust.web import Request, Response, View
 
-from streams.app import app, redis_client, settings
+from streams.app import app, redis_client, settings, shared_redis
 from streams.http.auth import mint_token
 from streams.http.rules import (
     MAX_LIMIT,
@@ -72,7 +72,7 @@ closing = asyncio.Event()
 def reader() -> TimelineReader:
     redis = redis_client()
     return TimelineReader(
-        ServingReads(redis),
+        ServingReads(redis, shared_redis()),
         TimelineCache(redis, settings.timeline_max),
         settings.partitions,
         settings.active_days,

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from streams.serving.keys import READ_SLACK, authored_key, likes_key, timeline_key, tweet_key
-from streams.serving.latest import LatestCandidates, Rebuild
+from streams.serving.latest import LatestCandidates, LatestPage, Rebuild
 
 if TYPE_CHECKING:
     from streams.serving.view import ServingReads
@@ -25,11 +25,13 @@ async def latest_page_in_round_trips(
     now_ms: int,
     active_since_ms: int,
     partitions: int,
+    limit: int,
     want: int,
     max_id: int | None,
-) -> LatestCandidates | Rebuild | None:
+) -> LatestPage | Rebuild | None:
     """`ServingReads.latest_page` on a cluster: None while the view is not ready, Rebuild when the
-    timeline is missing or the user was inactive, else the newest `want` candidates."""
+    timeline is missing or the user was inactive, else the page merged from the newest `want`
+    candidates."""
     opened = await reads.open_read(user, now_ms, partitions)
     if not opened.ready:
         return None
@@ -45,9 +47,10 @@ async def latest_page_in_round_trips(
     # A source read to `want` may hold more than it gave; one cut short by the merge does.
     more = any(len(ids) == want or len(part) < len(ids) for ids, part in zip(lists, kept, strict=True))
     tweets, likes = await _bodies(reads, sorted(chosen, reverse=True))
-    return LatestCandidates(
+    candidates = LatestCandidates(
         kept[0], dict(zip(celebrities, kept[1:], strict=True)), context.hidden, tweets, likes, more
     )
+    return candidates.page(limit, max_id)
 
 
 async def _newest(reads: ServingReads, keys: Sequence[str], want: int, max_id: int | None) -> list[list[int]]:

@@ -1,20 +1,22 @@
 -- A latest read in one round trip (`ServingReads.latest_page`): the readiness check, the user's
--- activity mark, the newest pushed and pulled candidates below max_id, and the author and text of
--- each. The merge rules stay in Python (`streams.timelines.rules.merge_timeline`).
+-- activity mark, the newest pushed and pulled candidates below max_id, and the page the merge
+-- rules (`streams.timelines.rules.merge_timeline`) cut from them, hydrated: done here rather than
+-- in the worker, whose Python per read was most of a read's cost.
 --   KEYS: [1] active users, [2] celebrities, [3] the user's follows, [4] blocks, [5] blocked by,
 --         [6] mutes, [7] home timeline, [8...] every partition's ready key.
---   ARGV: [1] user, [2] now (ms), [3] active since (ms), [4] candidates wanted, [5] max_id or
---         "" for the newest, [6] extra rows per sorted-set read, [7] author-tweets key prefix,
---         [8] tweet key prefix, [9] like-count key prefix.
+--   ARGV: [1] user, [2] now (ms), [3] active since (ms), [4] page size, [5] candidates merged,
+--         [6] max_id or "" for the newest, [7] extra rows per sorted-set read, [8] author-tweets
+--         key prefix, [9] tweet key prefix, [10] like-count key prefix.
 --   Returns {0} while the Redis view is not ready; {1, follows, celebrities followed} when the
 --   timeline is missing or the user was inactive (the caller rebuilds it and asks again);
---   else {2, celebrities followed, hidden authors, pushed ids, {pulled ids per celebrity},
---   {id, author, text, likes, ...} for each of them, author false where the tweet is gone, likes
---   false where nobody liked it, more}: the
---   newest `want` candidates of all sources together, and 1 in `more` if there are others.
+--   else {2, {id, author, 1 if pushed else 0, text, likes or false, ...}, more}: the newest
+--   `limit` of the newest `want` candidates of all sources together whose tweet the store still
+--   has and whose author the user does not hide, and 1 in `more` if there are older candidates
+--   than those `want`.
 -- The author-tweets and tweet keys are built here from the ids the script reads, as
 -- `hydrate.lua` does (keys.py).
-local user, now, want, max_id, slack = ARGV[1], ARGV[2], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+local user, now, limit, want = ARGV[1], ARGV[2], tonumber(ARGV[4]), tonumber(ARGV[5])
+local max_id, slack = ARGV[6], tonumber(ARGV[7])
 
 -- Ids compared as decimal strings (no leading zeros): exact, where Lua's doubles are not.
 local function below(id)
@@ -55,26 +57,21 @@ if not active or redis.call('EXISTS', KEYS[7]) == 0 then
 end
 
 local celebrities = redis.call('SINTER', KEYS[3], KEYS[2])
-local hidden = redis.call('SUNION', KEYS[4], KEYS[5], KEYS[6])
 local pushed = newest(KEYS[7])
 local pulled = {}
-for i, celebrity in ipairs(celebrities) do pulled[i] = newest(ARGV[7] .. celebrity) end
+for i, celebrity in ipairs(celebrities) do pulled[i] = newest(ARGV[8] .. celebrity) end
 
 -- The newest `want` distinct candidates of all sources together (a k-way merge of lists that are
 -- each newest first): only those can be on the page unless filters take more than the caller's
 -- margin, and then the caller asks again for more (`more` says whether there are).
--- Each source keeps its part of them, so the caller can tell pushed from pulled (a tweet both
--- pushed and pulled is in both).
-local lists, kept, head, current = {pushed}, {{}}, {}, {}
-for i, ids in ipairs(pulled) do
-  lists[i + 1] = ids
-  kept[i + 1] = {}
-end
+-- The pushed ones are kept apart: a tweet both pushed and pulled counts as pushed.
+local lists, head, current = {pushed}, {}, {}
+for i, ids in ipairs(pulled) do lists[i + 1] = ids end
 for k, list in ipairs(lists) do
   head[k] = 1
   current[k] = list[1]
 end
-local chosen, seen, sources = {}, {}, #lists
+local chosen, seen, pushed_set, sources = {}, {}, {}, #lists
 while #chosen < want do
   local best, best_id = nil, nil
   for k = 1, sources do
@@ -86,8 +83,7 @@ while #chosen < want do
   if best == nil then break end
   head[best] = head[best] + 1
   current[best] = lists[best][head[best]]
-  local part = kept[best]
-  part[#part + 1] = best_id
+  if best == 1 then pushed_set[best_id] = true end
   if not seen[best_id] then
     seen[best_id] = true
     chosen[#chosen + 1] = best_id
@@ -98,22 +94,29 @@ local more = 0
 for k, list in ipairs(lists) do
   if current[k] or #list == want then more = 1 end
 end
-local kept_pulled = {}
-for k = 2, sources do kept_pulled[k - 1] = kept[k] end
 
--- Like counts by MGET in chunks: one call per key costs more, and unpack's stack is bounded.
-local likes = {}
-for first = 1, #chosen, 500 do
-  local keys = {}
-  for i = first, math.min(first + 499, #chosen) do keys[#keys + 1] = ARGV[9] .. chosen[i] end
-  for _, count in ipairs(redis.call('MGET', unpack(keys))) do likes[#likes + 1] = count end
+-- The page: newest first, less the tweets gone from the store and the hidden authors' (a block
+-- hides both ways, a mute one way), then hydrated with like counts in one MGET.
+local hidden_set = {}
+for _, author in ipairs(redis.call('SUNION', KEYS[4], KEYS[5], KEYS[6])) do hidden_set[author] = true end
+local page, likes_keys = {}, {}
+for _, id in ipairs(chosen) do
+  if #likes_keys == limit then break end
+  local fields = redis.call('HMGET', ARGV[9] .. id, 'author_id', 'text')
+  if fields[1] and not hidden_set[fields[1]] then
+    page[#page + 1] = {id, fields[1], pushed_set[id] and 1 or 0, fields[2] or ''}
+    likes_keys[#likes_keys + 1] = ARGV[10] .. id
+  end
 end
-local bodies = {}
-for i, id in ipairs(chosen) do
-  local fields = redis.call('HMGET', ARGV[8] .. id, 'author_id', 'text')
-  bodies[#bodies + 1] = id
-  bodies[#bodies + 1] = fields[1]
-  bodies[#bodies + 1] = fields[2]
-  bodies[#bodies + 1] = likes[i]
+local rows = {}
+if #page > 0 then
+  local likes = redis.call('MGET', unpack(likes_keys))
+  for i, item in ipairs(page) do
+    rows[#rows + 1] = item[1]
+    rows[#rows + 1] = item[2]
+    rows[#rows + 1] = item[3]
+    rows[#rows + 1] = item[4]
+    rows[#rows + 1] = likes[i]
+  end
 end
-return {2, celebrities, hidden, kept[1], kept_pulled, bodies, more}
+return {2, rows, more}

@@ -31,6 +31,7 @@ from redis.exceptions import NoScriptError
 from redis.typing import EncodableT, KeyT
 
 from streams.serving.connection import same_slot_groups
+from streams.serving.shared_connection import SharedConnection
 
 # Every script by its sha: what `execute` loads again for a queued call that met NOSCRIPT.
 _BY_SHA: Final[dict[str, Script]] = {}
@@ -49,8 +50,17 @@ class Script:
     def __repr__(self) -> str:
         return f"Script({self.name})"
 
-    async def __call__(self, redis: Redis, keys: Sequence[KeyT] = (), args: Sequence[EncodableT] = ()) -> Any:
-        """Run now: on a client, or on a pipeline while it watches (before its MULTI)."""
+    async def __call__(
+        self, redis: Redis | SharedConnection, keys: Sequence[KeyT] = (), args: Sequence[EncodableT] = ()
+    ) -> Any:
+        """Run now: on a client, a shared connection, or a pipeline while it watches (before its
+        MULTI)."""
+        if isinstance(redis, SharedConnection):
+            try:
+                return await redis.execute("EVALSHA", self.sha, len(keys), *keys, *args)
+            except NoScriptError:
+                await redis.execute("SCRIPT", "LOAD", self.text)
+                return await redis.execute("EVALSHA", self.sha, len(keys), *keys, *args)
         if isinstance(redis, ClusterPipeline):
             # Which cannot SCRIPT LOAD on the master it watches; EVAL needs no script loaded.
             return await redis.eval(self.text, len(keys), *keys, *args)

@@ -42,8 +42,9 @@ from streams.serving.keys import (
     timeline_key,
     tweet_key,
 )
-from streams.serving.latest import LatestCandidates, Rebuild
+from streams.serving.latest import LatestPage, Rebuild
 from streams.serving.scripts import Script
+from streams.serving.shared_connection import SharedConnection
 
 # Trending candidates kept for the out-of-network source: far more than a page needs.
 TRENDING_KEEP = 1000
@@ -194,8 +195,12 @@ class OpenedRead:
 
 
 class ServingReads:
-    def __init__(self, redis: Redis) -> None:
+    """The read path's Redis reads. Latest pages go over `shared` when given (one Redis only),
+    the connection a process's latest reads share (`shared_connection`)."""
+
+    def __init__(self, redis: Redis, shared: SharedConnection | None = None) -> None:
         self.redis = redis
+        self.shared = shared
 
     async def following_many(self, users: Sequence[int]) -> dict[int, set[int]]:
         """Whom each user follows, in one round trip."""
@@ -234,14 +239,21 @@ class ServingReads:
         return sorted(int(u) for u in members)
 
     async def latest_page(
-        self, user: int, now_ms: int, active_since_ms: int, partitions: int, want: int, max_id: int | None
-    ) -> LatestCandidates | Rebuild | None:
-        """A latest read's Redis work in one round trip (`latest_page.lua`; three on a cluster):
-        None while the Redis view is not ready. Marks the user active, after reading whether they
-        were."""
+        self,
+        user: int,
+        now_ms: int,
+        active_since_ms: int,
+        partitions: int,
+        limit: int,
+        want: int,
+        max_id: int | None,
+    ) -> LatestPage | Rebuild | None:
+        """A latest page of at most `limit` from the newest `want` candidates, in one round trip
+        (`latest_page.lua`; three on a cluster): None while the Redis view is not ready. Marks the
+        user active, after reading whether they were."""
         if is_cluster(self.redis):
             return await latest_page_in_round_trips(
-                self, user, now_ms, active_since_ms, partitions, want, max_id
+                self, user, now_ms, active_since_ms, partitions, limit, want, max_id
             )
         keys = [
             ACTIVE,
@@ -253,28 +265,19 @@ class ServingReads:
             timeline_key(user),
             *ready_keys(partitions, SINGLE_SHARD),
         ]
-        args = [user, now_ms, active_since_ms, want, "" if max_id is None else max_id, READ_SLACK]
-        reply = await LATEST_PAGE(self.redis, keys, [*args, AUTHORED_PREFIX, TWEET_PREFIX, LIKES_PREFIX])
+        args = [user, now_ms, active_since_ms, limit, want, "" if max_id is None else max_id, READ_SLACK]
+        args += [AUTHORED_PREFIX, TWEET_PREFIX, LIKES_PREFIX]
+        reply = await LATEST_PAGE(self.shared or self.redis, keys, args)
         if reply[0] == 0:
             return None
         if reply[0] == 1:
             return Rebuild({int(x) for x in reply[1]}, {int(x) for x in reply[2]})
-        _, celebrities, hidden, pushed, pulled, bodies, more = reply
-        tweets, likes = {}, {}
-        for i in range(0, len(bodies), 4):
-            tweet_id, author, text, liked = bodies[i : i + 4]
-            if author is not None:
-                tweets[int(tweet_id)] = (int(author), "" if text is None else text.decode())
-            if liked is not None:
-                likes[int(tweet_id)] = int(liked)
-        return LatestCandidates(
-            [int(t) for t in pushed],
-            {int(c): [int(t) for t in ids] for c, ids in zip(celebrities, pulled, strict=True)},
-            {int(x) for x in hidden},
-            tweets,
-            likes,
-            bool(more),
-        )
+        _, flat, more = reply
+        rows = [
+            (int(flat[i]), int(flat[i + 1]), flat[i + 2] == 1, flat[i + 3].decode(), int(flat[i + 4] or 0))
+            for i in range(0, len(flat), 5)
+        ]
+        return LatestPage(rows, bool(more))
 
     async def last_active(self, users: Sequence[int]) -> list[int | None]:
         if not users:

@@ -18,7 +18,7 @@ from streams.serving.latest import Rebuild
 from streams.serving.view import ServingReads, UserContext
 from streams.snowflake import snowflake_ms
 from streams.timelines.cache import TimelineCache
-from streams.timelines.rules import DAY_MS, is_active, merge_timeline
+from streams.timelines.rules import DAY_MS, is_active
 
 # Candidates hydrated beyond `limit`, so that filtered ones rarely cost a second round trip; each
 # one costs Redis a command in the read's script.
@@ -97,7 +97,7 @@ class TimelineReader:
         want = limit + OVERFETCH
         while True:
             read = await self._reads.latest_page(
-                user_id, now_ms, active_since_ms, self._partitions, want, max_id
+                user_id, now_ms, active_since_ms, self._partitions, limit, want, max_id
             )
             if read is None:
                 if time.monotonic() > deadline:
@@ -113,36 +113,26 @@ class TimelineReader:
                 CACHE_REBUILDS.inc()
                 rebuilt = True
                 continue
-            candidates = [*read.pushed, *(t for ids in read.pulled.values() for t in ids)]
-            page = merge_timeline(
-                read.pushed,
-                read.pulled,
-                limit,
-                max_id,
-                hidden_authors=read.hidden,
-                deleted={t for t in candidates if t not in read.tweets},
-                author_of={t: author for t, (author, _) in read.tweets.items()},
-            )
-            if len(page.items) == limit or not read.more:
+            if len(read.rows) == limit or not read.more:
                 break
             want *= 2
         if not rebuilt:
             CACHE_HITS.inc()
-        items = []
-        for item in page.items:
-            source = "rebuild" if rebuilt and item.source == "push" else item.source
-            items.append(
-                {
-                    "tweet_id": item.tweet_id,
-                    "tweet_id_str": str(item.tweet_id),
-                    "author_id": item.author_id,
-                    "source": source,
-                    "text": read.tweets[item.tweet_id][1],
-                    "like_count": read.likes.get(item.tweet_id, 0),
-                    "created_at_ms": snowflake_ms(item.tweet_id),
-                }
-            )
-        return TimelineResponse(user_id, items, page.next_max_id, rebuilt)
+        pushed_source = "rebuild" if rebuilt else "push"
+        items = [
+            {
+                "tweet_id": tweet_id,
+                "tweet_id_str": str(tweet_id),
+                "author_id": author_id,
+                "source": pushed_source if pushed else "pull",
+                "text": text,
+                "like_count": likes,
+                "created_at_ms": snowflake_ms(tweet_id),
+            }
+            for tweet_id, author_id, pushed, text, likes in read.rows
+        ]
+        next_max_id = read.rows[-1][0] if len(read.rows) == limit else None
+        return TimelineResponse(user_id, items, next_max_id, rebuilt)
 
     async def rebuild(self, user_id: int, following: set[int], celebrities: set[int]) -> None:
         """Materialise the timeline from the followees' newest tweets (celebrities' are pulled)."""

@@ -1,5 +1,5 @@
 """`ServingReads.latest_page` (one script call) against a real Redis: readiness, the rebuild
-answer, and candidates below `max_id` exact for Snowflake ids past 2**53, whose sorted-set scores
+answer, and pages below `max_id` exact for Snowflake ids past 2**53, whose sorted-set scores
 collide."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from streams.serving.keys import (
     timeline_key,
     tweet_key,
 )
-from streams.serving.latest import LatestCandidates, Rebuild
+from streams.serving.latest import LatestPage, Rebuild
 from streams.serving.view import ServingReads
 from streams.timelines.cache import SENTINEL, TimelineCache
 from streams.timelines.reader import TimelineReader
@@ -30,6 +30,7 @@ BASE_ID = 1_860_000_000_000_000_000  # past 2**53: neighbours share a double sco
 USER, FRIEND, CELEBRITY, MUTED = 1, 2, 3, 4
 NOW = 1_800_000_000_000
 PARTITIONS = 4
+LIMIT = 20
 WANT = 30
 
 
@@ -43,8 +44,8 @@ async def ready_view(redis: Redis) -> None:
     await mark_ready(redis, range(PARTITIONS))
 
 
-async def read(redis: Redis, max_id: int | None = None) -> LatestCandidates | Rebuild | None:
-    return await ServingReads(redis).latest_page(USER, NOW, NOW - 1000, PARTITIONS, WANT, max_id)
+async def read(redis: Redis, max_id: int | None = None) -> LatestPage | Rebuild | None:
+    return await ServingReads(redis).latest_page(USER, NOW, NOW - 1000, PARTITIONS, LIMIT, WANT, max_id)
 
 
 def test_not_ready_until_every_partition_is_in_and_the_user_is_marked_active_anyway(
@@ -68,32 +69,36 @@ def test_a_missing_timeline_or_an_inactive_user_asks_for_a_rebuild_with_the_foll
         await redis.zadd(ACTIVE, {str(USER): NOW - 1001})  # before `active since`
         assert isinstance(await read(redis), Rebuild)
         # That read marked the user active: the next one is a page.
-        assert isinstance(await read(redis), LatestCandidates)
+        assert isinstance(await read(redis), LatestPage)
 
     with_redis(redis_url, body)
 
 
-def test_the_newest_candidates_of_all_sources_below_max_id_are_exact_where_scores_collide(
-    redis_url: str,
-) -> None:
+def test_pages_below_max_id_are_exact_where_scores_collide(redis_url: str) -> None:
+    """Each page holds the newest LIMIT of the newest WANT candidates of both sources below
+    max_id, less the deleted tweets and the muted author's, with text and like counts."""
     rng = random.Random(7)
     pushed = sorted(rng.sample(range(BASE_ID, BASE_ID + 2_000, 2), 400))
     pulled = sorted(rng.sample(range(BASE_ID + 1, BASE_ID + 2_000, 2), 300))
+    deleted, muted = set(pushed[1::4]), set(pushed[2::4])
 
     async def body(redis: Redis) -> None:
-        await seed(redis, pushed, {CELEBRITY: pulled}, set(pushed[1::2]))
+        await seed(redis, pushed, {CELEBRITY: pulled}, deleted)
+        for t in muted:
+            await redis.hset(tweet_key(t), "author_id", MUTED)
         for max_id in (None, pushed[-1], pushed[200], pulled[100], pulled[3], BASE_ID + 1):
             page = await read(redis, max_id)
-            assert isinstance(page, LatestCandidates)
+            assert isinstance(page, LatestPage)
             below = [t for t in pushed + pulled if max_id is None or t < max_id]
-            newest = set(sorted(below, reverse=True)[:WANT])
-            assert page.pushed == sorted(newest & set(pushed), reverse=True), max_id
-            assert page.pulled == {CELEBRITY: sorted(newest & set(pulled), reverse=True)}, max_id
-            assert page.hidden == {MUTED}
-            expected = {t: (FRIEND, f"t{t}") for t in newest & set(pushed[::2])}  # the rest deleted
-            expected |= {t: (CELEBRITY, "") for t in newest & set(pulled)}
-            assert page.tweets == expected, max_id
-            assert page.likes == {t: liked(t) for t in newest if liked(t)}, max_id
+            newest = sorted(below, reverse=True)[:WANT]
+            shown = [t for t in newest if t not in deleted | muted][:LIMIT]
+            expected = [
+                (t, FRIEND, True, f"t{t}", liked(t))
+                if t in set(pushed)
+                else (t, CELEBRITY, False, "", liked(t))
+                for t in shown
+            ]
+            assert page.rows == expected, max_id
             assert page.more == (len(below) > WANT), max_id
 
     with_redis(redis_url, body)
