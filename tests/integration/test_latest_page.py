@@ -104,6 +104,32 @@ def test_pages_below_max_id_are_exact_where_scores_collide(redis_url: str) -> No
     with_redis(redis_url, body)
 
 
+def test_a_page_drawn_from_one_of_many_celebrities_reads_that_one_on(redis_url: str) -> None:
+    """Each source is read a chunk at a time; when one celebrity of six has the newest tweets,
+    the page is theirs, read on past its first chunk, and the rest in order after them."""
+    others = {c: [BASE_ID + 1_000 * c + i for i in range(10)] for c in range(11, 16)}
+    busy = [BASE_ID + 100_000 + i for i in range(100)]
+    pushed = [BASE_ID + i for i in range(5)]
+
+    async def body(redis: Redis) -> None:
+        await seed(redis, pushed, {CELEBRITY: busy, **others}, set())
+        await redis.sadd(following_key(USER), *others)
+        await redis.sadd(CELEBRITIES, *others)
+        page = await read(redis)
+        assert isinstance(page, LatestPage)
+        assert [row[0] for row in page.rows] == sorted(busy, reverse=True)[:LIMIT]
+        assert page.more
+        older = await read(redis, busy[0])
+        assert isinstance(older, LatestPage)
+        everything_older = [t for ids in others.values() for t in ids] + pushed
+        assert [row[0] for row in older.rows] == sorted(everything_older, reverse=True)[:LIMIT]
+        assert [row[2] for row in older.rows] == [
+            t in pushed for t in sorted(everything_older, reverse=True)[:LIMIT]
+        ]
+
+    with_redis(redis_url, body)
+
+
 def test_a_page_that_filters_leave_short_reads_on_until_it_is_full(redis_url: str) -> None:
     """60 of the newest 80 tweets are gone (deleted), more than the read's margin: the page still
     holds the 50 newest that are left, as the merge rules over everything in Redis say."""
