@@ -262,9 +262,10 @@ def main() -> None:
         for family, (count, estimate) in sorted(families.items(), key=lambda kv: -kv[1][1]):
             share = estimate / n_users
             print(f"| Redis `{family}` keys | {count:,} keys, ~{mib(estimate)} | {share:,.0f} B | |")
+        per_tweet = f"{tweet_redis / n_tweets:,.0f} B per tweet" if n_tweets else "no tweets sent"
         print(
             f"| Redis tweets (`tw` bodies, `au` lists) | {mib(tweet_redis)} "
-            f"| {tweet_redis / n_users:,.0f} B | {tweet_redis / n_tweets:,.0f} B per tweet |"
+            f"| {tweet_redis / n_users:,.0f} B | {per_tweet} |"
         )
         print(
             f"| a materialised home timeline | {per_timeline:,.0f} B "
