@@ -55,20 +55,15 @@ class Script:
     ) -> Any:
         """Run now: on a client, a shared connection, or a pipeline while it watches (before its
         MULTI)."""
-        if isinstance(redis, SharedConnection):
-            try:
-                return await redis.execute("EVALSHA", self.sha, len(keys), *keys, *args)
-            except NoScriptError:
-                await redis.execute("SCRIPT", "LOAD", self.text)
-                return await redis.execute("EVALSHA", self.sha, len(keys), *keys, *args)
         if isinstance(redis, ClusterPipeline):
             # Which cannot SCRIPT LOAD on the master it watches; EVAL needs no script loaded.
             return await redis.eval(self.text, len(keys), *keys, *args)
+        command = redis.execute if isinstance(redis, SharedConnection) else redis.execute_command
         try:
-            return await redis.evalsha(self.sha, len(keys), *keys, *args)
+            return await command("EVALSHA", self.sha, len(keys), *keys, *args)
         except NoScriptError:
             await self.load(redis)
-            return await redis.evalsha(self.sha, len(keys), *keys, *args)
+            return await command("EVALSHA", self.sha, len(keys), *keys, *args)
 
     def queue(self, pipe: Pipeline, keys: Sequence[KeyT] = (), args: Sequence[EncodableT] = ()) -> None:
         """Queue a call in `pipe`; run the pipeline with `execute`."""
@@ -77,8 +72,11 @@ class Script:
         else:
             pipe.evalsha(self.sha, len(keys), *keys, *args)
 
-    async def load(self, redis: Redis) -> None:
-        await redis.script_load(self.text)
+    async def load(self, redis: Redis | SharedConnection) -> None:
+        if isinstance(redis, SharedConnection):
+            await redis.execute("SCRIPT", "LOAD", self.text)
+        else:
+            await redis.script_load(self.text)
 
     async def per_slot(
         self, redis: Redis, keys: Sequence[str], args_of: Callable[[list[int]], Sequence[EncodableT]]
