@@ -175,3 +175,45 @@ def test_served_outcomes_calibrate_the_next_ranked_page(empty_broker: str, clust
     assert after["like"] == pytest.approx(fit["like"].apply(before["like"]), rel=1e-3)
     assert after["like"] > before["like"] * 1.005
     assert after["reply"] < before["reply"]
+
+
+def test_a_ranked_read_scores_only_the_newest_500_followed_tweets(
+    empty_broker: str, cluster: Cluster
+) -> None:
+    """The pushed timeline and the pulled celebrities share one budget of 500 candidates: a
+    tweet older than the newest 500 of the two is not scored, however popular it is."""
+    worker = cluster.start_worker(HOMEMIXER_CELEBRITY_THRESHOLD="3")
+    viewer, author, celebrity = 1, 2, 3
+    cluster.produce(
+        [activity(viewer), graph("follow", viewer, author), graph("follow", viewer, celebrity)]
+        + [graph("follow", fan, celebrity) for fan in (4, 5)]
+    )
+    assert get_timeline(worker, viewer)[0] == 200  # materialise the home timeline
+    # 650 followed tweets, oldest first: the celebrity's reach the read (250 of a celebrity's
+    # newest, half the budget), so the oldest 150 of the two are out of the budget.
+    old = [tweet(author if i % 2 else celebrity) for i in range(150)]
+    new = [tweet(author) for _ in range(325)] + [tweet(celebrity) for _ in range(175)]
+    cluster.produce(old + new)
+    popular_old = [old[0], old[1], old[-2], old[-1]]  # both authors' oldest and out-of-budget newest
+    popular_new = new[0]
+    fans = range(100, 130)
+    cluster.produce(
+        [
+            engagement(f, t[2]["tweet_id"], t[2]["author_id"], kind)
+            for t in [*popular_old, popular_new]
+            for f in fans
+            for kind in ("impression", "like", "reply")
+        ]
+    )
+    target = popular_new[2]["tweet_id"]
+    deadline = time.monotonic() + 60
+    while True:
+        status, body = get_timeline(worker, viewer, mode="ranked", limit=10, record=0)
+        assert status == 200, body
+        if body["items"] and body["items"][0]["tweet_id"] == target:
+            break
+        assert time.monotonic() < deadline, f"the popular new tweet never ranked first: {body['items'][:3]}"
+        time.sleep(0.5)
+    seen = {item["tweet_id"] for item in body["items"]} | {int(t) for t in body["removed"]}
+    floor = new[0][2]["tweet_id"]
+    assert min(seen) >= floor, "a tweet older than the newest 500 followed ones was a candidate"
